@@ -1,0 +1,133 @@
+"""Trajectory ring buffer with hindsight future-goal relabelling.
+
+Layout is time-major: `states[row, env]`. Every insert writes one whole unroll of all envs
+(`unroll_length` rows) at `insert_row` with `dynamic_update_slice`, so an insert touches
+only the rows it writes (inside a jitted, donated state XLA updates the buffer in place);
+the capacity is a multiple of the unroll length, so an insert never wraps.
+
+Each row stores the env's episode id; relabelling compares ids, so a goal can never come
+from another episode. For a sampled step t with K >= 1 later steps of its own episode in
+the buffer, the offset k in 1..K is drawn with P(k) proportional to gamma^k by inverting
+the truncated geometric CDF (O(1) given K); K is found from a window of the next
+`window` episode ids: work linear in the window, no window x window matrix.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class ReplayBuffer:
+    states: jax.Array  # (capacity, num_envs, state_dim)
+    actions: jax.Array  # (capacity, num_envs, action_size)
+    episode_ids: jax.Array  # (capacity, num_envs) int32; -1 = never written
+    insert_row: jax.Array  # int32: the row the next unroll goes to
+    size: jax.Array  # int32: rows written so far (saturates at capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self.states.shape[0]
+
+    @property
+    def num_envs(self) -> int:
+        return self.states.shape[1]
+
+
+@struct.dataclass
+class Batch:
+    state: jax.Array  # (B, state_dim)
+    action: jax.Array  # (B, action_size)
+    goal: jax.Array  # (B, goal_dim): the goal coordinates of a future state
+    offset: jax.Array  # (B,) int32: k, the goal's distance in steps (0 only in the rare fallback)
+    horizon: jax.Array  # (B,) int32: K, steps left in the episode within the buffer
+    episode_id: jax.Array  # (B,) the sampled step's episode id
+    goal_episode_id: jax.Array  # (B,) the goal step's episode id (always equal; kept for tests)
+
+
+def capacity_rows(buffer_size: int, unroll_length: int) -> int:
+    """Rows actually allocated: `buffer_size` rounded down to whole unrolls."""
+    return (buffer_size // unroll_length) * unroll_length
+
+
+def init(capacity: int, num_envs: int, state_dim: int, action_size: int) -> ReplayBuffer:
+    return ReplayBuffer(
+        states=jnp.zeros((capacity, num_envs, state_dim), jnp.float32),
+        actions=jnp.zeros((capacity, num_envs, action_size), jnp.float32),
+        episode_ids=jnp.full((capacity, num_envs), -1, jnp.int32),
+        insert_row=jnp.zeros((), jnp.int32),
+        size=jnp.zeros((), jnp.int32),
+    )
+
+
+def insert(buffer: ReplayBuffer, states: jax.Array, actions: jax.Array, episode_ids: jax.Array) -> ReplayBuffer:
+    """Write an unroll of shape (unroll_length, num_envs, ...) at `insert_row`."""
+    unroll = states.shape[0]
+    row = buffer.insert_row
+    return buffer.replace(
+        states=jax.lax.dynamic_update_slice(buffer.states, states.astype(jnp.float32), (row, 0, 0)),
+        actions=jax.lax.dynamic_update_slice(buffer.actions, actions.astype(jnp.float32), (row, 0, 0)),
+        episode_ids=jax.lax.dynamic_update_slice(buffer.episode_ids, episode_ids.astype(jnp.int32), (row, 0)),
+        insert_row=(row + unroll) % buffer.capacity,
+        size=jnp.minimum(buffer.size + unroll, buffer.capacity),
+    )
+
+
+def truncated_geometric(key: jax.Array, discount: float, horizon: jax.Array) -> jax.Array:
+    """k in 1..horizon with P(k) proportional to discount^k (0 where horizon is 0)."""
+    u = jax.random.uniform(key, horizon.shape)
+    h = horizon.astype(jnp.float32)
+    # CDF(k) = (1 - gamma^k) / (1 - gamma^K)  =>  k = ceil(log(1 - u (1 - gamma^K)) / log gamma)
+    tail = 1.0 - u * (1.0 - discount**h)
+    k = jnp.ceil(jnp.log(tail) / jnp.log(discount))
+    return jnp.clip(k, 1, h).astype(jnp.int32) * (horizon > 0)
+
+
+def sample(
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    discount: float,
+    goal_indices: tuple[int, ...],
+    window: int,
+) -> Batch:
+    """Uniform steps over everything written, each with a relabelled future goal.
+
+    `window` bounds how far ahead the episode end is searched; it should be at least the
+    episode length (offsets beyond it have probability < discount^window anyway).
+    """
+    k_row, k_env, k_offset = jax.random.split(key, 3)
+    cap = buffer.capacity
+    rows = jax.random.randint(k_row, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    envs = jax.random.randint(k_env, (batch_size,), 0, buffer.num_envs)
+    ids = buffer.episode_ids
+    own = ids[rows, envs]
+
+    # K = how many of the next `window` rows continue this episode (stops at the first break:
+    # an episode boundary, the unwritten part, or the oldest data just after the newest row).
+    ahead = (rows[:, None] + 1 + jnp.arange(window)[None, :]) % cap
+    same = ids[ahead, envs[:, None]] == own[:, None]
+    horizon = jnp.sum(jnp.cumprod(same, axis=1), axis=1).astype(jnp.int32)
+
+    # The last step of an episode has no future: use the step before it (same episode),
+    # for which exactly one future step exists.
+    prev = (rows - 1) % cap
+    # (Unwritten rows hold id -1 and the oldest rows another episode, so the id test suffices.)
+    use_prev = (horizon == 0) & (ids[prev, envs] == own)
+    rows = jnp.where(use_prev, prev, rows)
+    horizon = jnp.where(use_prev, 1, horizon)
+
+    offset = truncated_geometric(k_offset, discount, horizon)
+    goal_rows = (rows + offset) % cap
+    goal_states = buffer.states[goal_rows, envs]
+    return Batch(
+        state=buffer.states[rows, envs],
+        action=buffer.actions[rows, envs],
+        goal=goal_states[:, jnp.asarray(goal_indices)],
+        offset=offset,
+        horizon=horizon,
+        episode_id=ids[rows, envs],
+        goal_episode_id=ids[goal_rows, envs],
+    )

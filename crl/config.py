@@ -1,0 +1,224 @@
+"""Plain dataclasses for a run's configuration, built from a nested dict and validated.
+
+The library takes a `Config`; the Hydra entry point only turns its composed config into
+a dict. Every check raises `ConfigError` with one line: the key, the value given and
+what is allowed. All checks run before anything is compiled or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any
+
+from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
+from crl.networks import ACTIVATIONS, MLPConfig
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message is one line naming the key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    id: str = "point_u_maze"
+    eval_id: str | None = None
+    episode_length: int = 100
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    depth: int = 4
+    width: int = 256
+    actor_depth: int = 4
+    critic_depth: int = 4
+    actor_width: int = 256
+    critic_width: int = 256
+    repr_dim: int = 64
+    activation: str = "swish"
+    layer_norm: bool = True
+    residual: bool = True
+    scan_blocks: bool = True
+    remat: bool = False
+
+    def mlp(self, role: str) -> MLPConfig:
+        """The residual-MLP settings of the 'actor' or the 'critic'."""
+        return MLPConfig(
+            depth=getattr(self, f"{role}_depth"),
+            width=getattr(self, f"{role}_width"),
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            residual=self.residual,
+            scan_blocks=self.scan_blocks,
+            remat=self.remat,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    num_envs: int = 64
+    total_env_steps: int = 64_000
+    num_epochs: int = 10
+    unroll_length: int = 50
+    prefill_steps: int = 100
+    utd_ratio: float = 0.03125
+    batch_size: int = 256
+    buffer_size: int = 2000
+    discount: float = 0.99
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    energy: str = "l2"
+    contrastive_loss: str = "forward"
+    logsumexp_penalty: float = 0.1
+    target_entropy_scale: float = -0.5
+    num_eval_envs: int = 128
+
+    @property
+    def env_steps_per_training_step(self) -> int:
+        return self.num_envs * self.unroll_length
+
+    @property
+    def sgd_steps_per_training_step(self) -> int:
+        """The update-to-data ratio turned into a whole number of SGD steps (at least 1)."""
+        return max(1, round(self.utd_ratio * self.env_steps_per_training_step))
+
+    @property
+    def training_steps_per_epoch(self) -> int:
+        per_epoch = self.total_env_steps / self.num_epochs
+        return max(1, math.ceil(per_epoch / self.env_steps_per_training_step))
+
+    @property
+    def prefill_unrolls(self) -> int:
+        return math.ceil(self.prefill_steps / self.unroll_length)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggingConfig:
+    tensorboard: bool = True
+    csv: bool = True
+    progress_bar: bool = True
+    save_params: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    seed: int = 0
+
+
+# -- building from a dict ----------------------------------------------------------------
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check one leaf against its annotation; accept 1e6-style floats for integer keys."""
+    hint = annotation
+    allow_none = False
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        allow_none = len(args) < len(typing.get_args(hint))
+        hint = args[0]
+    if value is None:
+        if allow_none:
+            return None
+        raise ConfigError(f"{key}: None is not allowed; give a value of type {getattr(hint, '__name__', hint)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: {value!r} is not allowed; use true or false")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ConfigError(f"{key}: {value!r} is not allowed; use an integer")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: {value!r} is not allowed; use a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: {value!r} is not allowed; use a string")
+        return value
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: {value!r} is not allowed; use a mapping of names to values")
+        return dict(value)
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: {data!r} is not allowed; use a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise ConfigError(f"{key}: unknown key; allowed keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], value, key)
+        else:
+            kwargs[name] = _coerce(key, value, hints[name])
+    return cls(**kwargs)
+
+
+def from_dict(data: dict) -> Config:
+    """Nested dict (e.g. a resolved Hydra config) -> validated Config."""
+    data = {k: v for k, v in data.items() if k != "hydra"}
+    cfg = _build(Config, data, "")
+    validate(cfg)
+    return cfg
+
+
+# -- checks that need no env -------------------------------------------------------------
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed; {allowed}")
+
+
+def validate(cfg: Config) -> None:
+    n, t = cfg.network, cfg.train
+    for role in ("actor", "critic"):
+        d, w = getattr(n, f"{role}_depth"), getattr(n, f"{role}_width")
+        _check(d >= 0 and d % 4 == 0, f"network.{role}_depth", d, "use a multiple of 4 (0, 4, 8, ..., 1024)")
+        _check(w >= 1, f"network.{role}_width", w, "use a positive integer")
+    _check(n.depth >= 0 and n.depth % 4 == 0, "network.depth", n.depth, "use a multiple of 4 (0, 4, 8, ..., 1024)")
+    _check(n.width >= 1, "network.width", n.width, "use a positive integer")
+    _check(n.repr_dim >= 1, "network.repr_dim", n.repr_dim, "use a positive integer")
+    _check(n.activation in ACTIVATIONS, "network.activation", n.activation, f"use one of {', '.join(ACTIVATIONS)}")
+    _check(t.energy in ENERGIES, "train.energy", t.energy, f"use one of {', '.join(ENERGIES)}")
+    _check(
+        t.contrastive_loss in CONTRASTIVE_LOSSES, "train.contrastive_loss", t.contrastive_loss,
+        f"use one of {', '.join(CONTRASTIVE_LOSSES)}",
+    )
+    for name in ("num_envs", "total_env_steps", "num_epochs", "unroll_length", "batch_size", "buffer_size", "num_eval_envs"):
+        _check(getattr(t, name) >= 1, f"train.{name}", getattr(t, name), "use a positive integer")
+    _check(t.prefill_steps >= 0, "train.prefill_steps", t.prefill_steps, "use an integer >= 0")
+    _check(0.0 < t.discount < 1.0, "train.discount", t.discount, "use a number in (0, 1)")
+    for name in ("actor_lr", "critic_lr", "alpha_lr"):
+        _check(getattr(t, name) > 0, f"train.{name}", getattr(t, name), "use a positive number")
+    _check(t.utd_ratio > 0, "train.utd_ratio", t.utd_ratio, "use a positive number (SGD steps per env step)")
+    _check(t.logsumexp_penalty >= 0, "train.logsumexp_penalty", t.logsumexp_penalty, "use a number >= 0")
+    _check(t.batch_size >= 2, "train.batch_size", t.batch_size, "use at least 2 (InfoNCE needs negatives)")
+    _check(
+        t.buffer_size >= t.unroll_length, "train.buffer_size", t.buffer_size,
+        f"use at least train.unroll_length ({t.unroll_length})",
+    )
+    _check(cfg.env.episode_length >= 2, "env.episode_length", cfg.env.episode_length, "use an integer >= 2")
+    _check(
+        t.buffer_size > cfg.env.episode_length + t.unroll_length, "train.buffer_size", t.buffer_size,
+        f"use more than env.episode_length + train.unroll_length ({cfg.env.episode_length + t.unroll_length}) "
+        "so relabelling can tell the newest episode from the oldest",
+    )
+    _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")

@@ -1,0 +1,79 @@
+"""Evaluation with the deterministic actor: time at goal and the other goal metrics.
+
+One episode per eval env, run for `episode_length` steps without auto-reset. A step
+counts only while its episode is running: a robot that fell (done) stops counting.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from envs.base import GoalEnv
+
+# policy(params, state, goal, key) -> action in [-1, 1]; deterministic policies ignore the key
+Policy = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+def evaluate(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int, episode_length: int) -> dict:
+    """Mean over `num_envs` episodes of:
+
+    time_at_goal   steps spent within the success radius
+    success_any    1 if the episode was within the radius at least once
+    success_easy_any   the same for the env's easy radius
+    final_dist     distance to the goal at the episode's last step
+    min_dist       closest approach to the goal
+    episode_length steps until termination (or the full length)
+    """
+    state_dim = env.state_dim
+    reset_key, policy_key = jax.random.split(key)
+    start = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
+
+    def step(carry, step_key):
+        env_state, running = carry
+        obs = env_state.obs
+        action = policy(params, obs[:, :state_dim], obs[:, state_dim:], step_key)
+        nxt = jax.vmap(env.step)(env_state, action)
+        m = nxt.metrics
+        out = {
+            "at_goal": m["success"] * running,
+            "at_goal_easy": m["success_easy"] * running,
+            "dist": m["dist"],
+            "running": running,
+        }
+        still = running * (1.0 - nxt.done)
+        # Freeze finished episodes so their final distance stays what it was.
+        nxt = jax.tree.map(
+            lambda new, old: jnp.where(still.reshape(still.shape + (1,) * (new.ndim - 1)) > 0, new, old)
+            if new.ndim >= 1 else new,
+            nxt,
+            env_state,
+        )
+        return (nxt, still), out
+
+    running0 = jnp.ones((num_envs,), jnp.float32)
+    _, traj = jax.lax.scan(step, (start, running0), jax.random.split(policy_key, episode_length))
+    steps = jnp.sum(traj["running"], axis=0)
+    last = jnp.maximum(steps.astype(jnp.int32) - 1, 0)
+    final_dist = traj["dist"][last, jnp.arange(num_envs)]
+    masked_dist = jnp.where(traj["running"] > 0, traj["dist"], jnp.inf)
+    return {
+        "time_at_goal": jnp.mean(jnp.sum(traj["at_goal"], axis=0)),
+        "success_any": jnp.mean(jnp.max(traj["at_goal"], axis=0)),
+        "success_easy_any": jnp.mean(jnp.max(traj["at_goal_easy"], axis=0)),
+        "final_dist": jnp.mean(final_dist),
+        "min_dist": jnp.mean(jnp.min(masked_dist, axis=0)),
+        "episode_length": jnp.mean(steps),
+    }
+
+
+def random_policy(action_size: int) -> Policy:
+    """Uniform random actions in [-1, 1]: the baseline a trained agent must beat."""
+
+    def policy(params, state, goal, key):
+        del params, goal
+        return jax.random.uniform(key, (state.shape[0], action_size), minval=-1.0, maxval=1.0)
+
+    return policy

@@ -1,0 +1,48 @@
+"""Per-epoch metrics to TensorBoard (tensorboardX) and to metrics.csv."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pathlib
+
+
+class MetricsLogger:
+    """Writes one row per epoch; the CSV header is fixed by the first row."""
+
+    def __init__(self, run_dir: pathlib.Path, tensorboard: bool = True, csv_file: bool = True):
+        self.run_dir = pathlib.Path(run_dir)
+        self.writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), flush_secs=10)
+        self.csv_path = self.run_dir / "metrics.csv" if csv_file else None
+        self._fields: list[str] | None = None
+
+    def log(self, step: int, row: dict[str, float]) -> None:
+        """`row` maps 'train/...' and 'eval/...' names (and counters) to floats."""
+        if self.writer is not None:
+            for name, value in row.items():
+                if "/" in name:
+                    self.writer.add_scalar(name, value, global_step=step)
+            self.writer.flush()
+        if self.csv_path is not None:
+            if self._fields is None:
+                self._fields = list(row)
+                new_file = not self.csv_path.exists()
+                with open(self.csv_path, "a", newline="") as f:
+                    if new_file:
+                        csv.writer(f).writerow(self._fields)
+            with open(self.csv_path, "a", newline="") as f:
+                csv.DictWriter(f, self._fields, extrasaction="ignore").writerow(
+                    {k: _fmt(row.get(k, math.nan)) for k in self._fields}
+                )
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _fmt(value) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)

@@ -1,0 +1,194 @@
+"""Residual MLPs for deep CRL: the actor and the critic's two encoders.
+
+    x -> Dense(width) -> LayerNorm -> act                       (input layer)
+      -> depth/4 x [ (Dense -> LayerNorm -> act) x 4, + block input ]
+      -> Dense(output)                                          (linear head)
+
+`depth` counts the Dense layers inside residual blocks. With `scan_blocks` the blocks
+are one `nn.scan` over a block axis (parameters carry a leading axis of size depth/4),
+so XLA compiles one block whatever the depth. `remat` recomputes each block's
+activations in the backward pass instead of storing them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"swish": nn.swish, "relu": nn.relu}
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+# variance_scaling(1/3, fan_in, uniform): the paper's initialiser; biases start at zero.
+kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPConfig:
+    depth: int = 4
+    width: int = 256
+    activation: str = "swish"
+    layer_norm: bool = True
+    residual: bool = True
+    scan_blocks: bool = True
+    remat: bool = False
+    dtype: Any = jnp.float32  # computation dtype of the matmuls (bfloat16 for mixed precision)
+
+    def __post_init__(self):
+        if self.depth < 0 or self.depth % 4:
+            raise ValueError(f"network.depth: {self.depth} is not allowed; use a multiple of 4 (0, 4, 8, ..., 1024)")
+        if self.width < 1:
+            raise ValueError(f"network.width: {self.width} is not allowed; use a positive integer")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"network.activation: {self.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
+
+
+class DenseNormAct(nn.Module):
+    """Dense -> (LayerNorm) -> activation: the unit every layer of the trunk is made of."""
+
+    width: int
+    activation: str
+    layer_norm: bool
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.width, kernel_init=kernel_init, dtype=self.dtype, param_dtype=jnp.float32)(x)
+        if self.layer_norm:
+            x = nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32)(x)
+        return ACTIVATIONS[self.activation](x)
+
+
+class ResidualBlock(nn.Module):
+    """Four Dense-Norm-Act layers; the block input is added after the last activation.
+
+    The (carry, _) -> (carry, None) signature is what `nn.scan` expects.
+    """
+
+    width: int
+    activation: str
+    layer_norm: bool
+    residual: bool
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, _=None):
+        h = x
+        for _i in range(4):
+            h = DenseNormAct(self.width, self.activation, self.layer_norm, self.dtype)(h)
+        if self.residual:
+            h = h + x
+        return h, None
+
+
+class ResidualMLP(nn.Module):
+    config: MLPConfig
+    output_size: int
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.config
+        x = DenseNormAct(c.width, c.activation, c.layer_norm, c.dtype, name="input")(x)
+        num_blocks = c.depth // 4
+        block = ResidualBlock
+        if c.remat:
+            # prevent_cse=False is safe (and faster) under scan, which already isolates blocks.
+            block = nn.remat(block, prevent_cse=not c.scan_blocks)
+        kwargs = dict(width=c.width, activation=c.activation, layer_norm=c.layer_norm, residual=c.residual, dtype=c.dtype)
+        if num_blocks and c.scan_blocks:
+            stack = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                length=num_blocks,
+            )
+            x, _ = stack(**kwargs, name="blocks")(x, None)
+        else:
+            for i in range(num_blocks):
+                x, _ = block(**kwargs, name=f"block_{i}")(x, None)
+        x = nn.Dense(self.output_size, kernel_init=kernel_init, dtype=c.dtype, param_dtype=jnp.float32, name="head")(x)
+        return x.astype(jnp.float32)
+
+
+def stack_block_params(params: dict, num_blocks: int) -> dict:
+    """Unrolled parameters (block_0 ... block_{n-1}) -> scanned layout (`blocks`, leading axis)."""
+    params = dict(params)
+    blocks = [params.pop(f"block_{i}") for i in range(num_blocks)]
+    if blocks:
+        params["blocks"] = jax.tree.map(lambda *xs: jnp.stack(xs), *blocks)
+    return params
+
+
+def unstack_block_params(params: dict) -> dict:
+    """Scanned parameters -> unrolled layout; the inverse of `stack_block_params`."""
+    params = dict(params)
+    if "blocks" in params:
+        stacked = params.pop("blocks")
+        n = jax.tree.leaves(stacked)[0].shape[0]
+        for i in range(n):
+            params[f"block_{i}"] = jax.tree.map(lambda x, i=i: x[i], stacked)
+    return params
+
+
+# -- the actor ---------------------------------------------------------------------------
+
+
+class Actor(nn.Module):
+    """pi(a | s, g): a tanh-squashed Gaussian. Returns (mean, log_std) of the pre-tanh Gaussian."""
+
+    config: MLPConfig
+    action_size: int
+
+    @nn.compact
+    def __call__(self, state, goal):
+        out = ResidualMLP(self.config, 2 * self.action_size, name="trunk")(jnp.concatenate([state, goal], -1))
+        mean, raw_log_std = jnp.split(out, 2, axis=-1)
+        # Squash log-std smoothly into [LOG_STD_MIN, LOG_STD_MAX].
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (jnp.tanh(raw_log_std) + 1.0)
+        return mean, log_std
+
+
+def sample_action(mean, log_std, key):
+    """Reparameterised sample a = tanh(u), u ~ N(mean, std), and its log-probability."""
+    std = jnp.exp(log_std)
+    noise = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + std * noise
+    action = jnp.tanh(u)
+    gaussian_logp = -0.5 * noise**2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    # log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|.
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return action, jnp.sum(gaussian_logp - log_det, axis=-1)
+
+
+def deterministic_action(mean):
+    return jnp.tanh(mean)
+
+
+# -- the critic --------------------------------------------------------------------------
+
+
+class Critic(nn.Module):
+    """phi(s, a) and psi(g), each a residual MLP with a `repr_dim` output."""
+
+    config: MLPConfig
+    repr_dim: int = 64
+
+    def setup(self):
+        self.sa_encoder = ResidualMLP(self.config, self.repr_dim)
+        self.g_encoder = ResidualMLP(self.config, self.repr_dim)
+
+    def __call__(self, state, action, goal):
+        return self.encode_sa(state, action), self.encode_goal(goal)
+
+    def encode_sa(self, state, action):
+        return self.sa_encoder(jnp.concatenate([state, action], -1))
+
+    def encode_goal(self, goal):
+        return self.g_encoder(goal)
+
+
+def param_count(params) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(params)))

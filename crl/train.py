@@ -1,0 +1,226 @@
+"""The CRL trainer as pure functions over one `TrainState` pytree.
+
+    prefill:        unrolls of random actions -> buffer            (one jitted scan)
+    training step:  unroll the stochastic actor in all envs -> insert into the buffer
+                    -> `sgd_steps_per_training_step` x (sample + relabel, critic, actor,
+                    alpha updates)                                  (one lax.scan)
+    epoch:          a lax.scan of training steps, jitted with the state donated, so the
+                    buffer is updated in place; Python only loops over epochs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from crl import buffer as replay
+from crl import losses
+from crl.config import Config
+from crl.evaluate import evaluate
+from crl.networks import Actor, Critic, deterministic_action, sample_action
+from envs.base import EnvState, GoalEnv
+from envs.wrappers import TrainingEnv
+
+
+@struct.dataclass
+class TrainState:
+    actor_params: dict
+    critic_params: dict
+    log_alpha: jax.Array
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    alpha_opt_state: optax.OptState
+    buffer: replay.ReplayBuffer
+    env_state: EnvState
+    episode_ids: jax.Array  # (num_envs,) int32: current episode of each env
+    key: jax.Array
+    env_steps: jax.Array  # int32 counters (enough for 2e9 env steps)
+    sgd_steps: jax.Array
+    epoch: jax.Array
+
+
+class Trainer:
+    """Holds the static parts of a run (env, modules, optimisers, sizes); methods are pure."""
+
+    def __init__(self, cfg: Config, env: GoalEnv, eval_env: GoalEnv | None = None):
+        self.cfg = cfg
+        t = cfg.train
+        self.env = env
+        self.eval_env = eval_env or env
+        self.train_env = TrainingEnv(env, cfg.env.episode_length)
+        self.state_dim = env.state_dim
+        self.goal_indices = tuple(env.goal_indices)
+        self.action_size = env.action_size
+        self.actor = Actor(cfg.network.mlp("actor"), env.action_size)
+        self.critic = Critic(cfg.network.mlp("critic"), cfg.network.repr_dim)
+        self.actor_opt = optax.adam(t.actor_lr)
+        self.critic_opt = optax.adam(t.critic_lr)
+        self.alpha_opt = optax.adam(t.alpha_lr)
+        self.target_entropy = t.target_entropy_scale * env.action_size
+        self.capacity = replay.capacity_rows(t.buffer_size, t.unroll_length)
+
+    # -- state ----------------------------------------------------------------------------
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> TrainState:
+        # Jitted so that every leaf is its own device buffer (donation rejects aliases).
+        t = self.cfg.train
+        k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
+        state0 = jnp.zeros((1, self.state_dim))
+        goal0 = jnp.zeros((1, len(self.goal_indices)))
+        actor_params = self.actor.init(k_actor, state0, goal0)["params"]
+        critic_params = self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"]
+        log_alpha = jnp.zeros((), jnp.float32)
+        return TrainState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            log_alpha=log_alpha,
+            actor_opt_state=self.actor_opt.init(actor_params),
+            critic_opt_state=self.critic_opt.init(critic_params),
+            alpha_opt_state=self.alpha_opt.init(log_alpha),
+            buffer=replay.init(self.capacity, t.num_envs, self.state_dim, self.action_size),
+            env_state=self.train_env.reset(k_env, t.num_envs),
+            episode_ids=jnp.zeros((t.num_envs,), jnp.int32),
+            key=k_state,
+            env_steps=jnp.zeros((), jnp.int32),
+            sgd_steps=jnp.zeros((), jnp.int32),
+            epoch=jnp.zeros((), jnp.int32),
+        )
+
+    # -- acting ---------------------------------------------------------------------------
+
+    def policy_sample(self, actor_params, state, goal, key):
+        mean, log_std = self.actor.apply({"params": actor_params}, state, goal)
+        return sample_action(mean, log_std, key)[0]
+
+    def policy_deterministic(self, actor_params, state, goal, key=None):
+        mean, _ = self.actor.apply({"params": actor_params}, state, goal)
+        return deterministic_action(mean)
+
+    def collect(self, ts: TrainState, random_actions: bool) -> tuple[TrainState, dict]:
+        """Unroll all envs for `unroll_length` steps and insert the unroll into the buffer."""
+        num_envs = self.cfg.train.num_envs
+
+        def step(carry, key):
+            env_state, episode_ids = carry
+            obs = env_state.obs
+            s, g = obs[:, : self.state_dim], obs[:, self.state_dim :]
+            if random_actions:
+                action = jax.random.uniform(key, (num_envs, self.action_size), minval=-1.0, maxval=1.0)
+            else:
+                action = self.policy_sample(ts.actor_params, s, g, key)
+            nxt = self.train_env.step(env_state, action)
+            record = (s, action, episode_ids)
+            stats = {"success": nxt.metrics["success"], "dist": nxt.metrics["dist"], "done": nxt.done}
+            # A finished episode's next step belongs to a new episode of that env.
+            return (nxt, episode_ids + (nxt.done > 0.5).astype(jnp.int32)), (record, stats)
+
+        key, k_unroll = jax.random.split(ts.key)
+        keys = jax.random.split(k_unroll, self.cfg.train.unroll_length)
+        (env_state, episode_ids), ((s, a, ids), stats) = jax.lax.scan(step, (ts.env_state, ts.episode_ids), keys)
+        ts = ts.replace(
+            buffer=replay.insert(ts.buffer, s, a, ids),
+            env_state=env_state,
+            episode_ids=episode_ids,
+            key=key,
+            env_steps=ts.env_steps + self.cfg.train.env_steps_per_training_step,
+        )
+        metrics = {
+            "collect_success": jnp.mean(stats["success"]),
+            "collect_dist": jnp.mean(stats["dist"]),
+            "episodes_finished": jnp.sum(stats["done"]),
+        }
+        return ts, metrics
+
+    # -- learning -------------------------------------------------------------------------
+
+    def critic_loss(self, critic_params, batch: replay.Batch):
+        t = self.cfg.train
+        phi, psi = self.critic.apply({"params": critic_params}, batch.state, batch.action, batch.goal)
+        logits = losses.energy_matrix(phi, psi, t.energy)
+        return losses.contrastive_loss(logits, t.contrastive_loss, t.logsumexp_penalty)
+
+    def actor_loss(self, actor_params, critic_params, log_alpha, batch: replay.Batch, key):
+        mean, log_std = self.actor.apply({"params": actor_params}, batch.state, batch.goal)
+        action, log_prob = sample_action(mean, log_std, key)
+        phi, psi = self.critic.apply({"params": critic_params}, batch.state, action, batch.goal)
+        q = losses.energy_pairs(phi, psi, self.cfg.train.energy)
+        loss = losses.actor_loss(log_prob, q, jnp.exp(log_alpha))
+        return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "log_prob": log_prob}
+
+    def sgd_step(self, ts: TrainState, key: jax.Array) -> tuple[TrainState, dict]:
+        t = self.cfg.train
+        k_sample, k_actor = jax.random.split(key)
+        batch = replay.sample(
+            ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
+        )
+
+        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic_params, batch)
+        updates, critic_opt_state = self.critic_opt.update(critic_grads, ts.critic_opt_state, ts.critic_params)
+        critic_params = optax.apply_updates(ts.critic_params, updates)
+
+        (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            ts.actor_params, critic_params, ts.log_alpha, batch, k_actor
+        )
+        updates, actor_opt_state = self.actor_opt.update(actor_grads, ts.actor_opt_state, ts.actor_params)
+        actor_params = optax.apply_updates(ts.actor_params, updates)
+
+        log_prob = actor_metrics.pop("log_prob")
+        alpha_loss, alpha_grad = jax.value_and_grad(losses.alpha_loss)(ts.log_alpha, log_prob, self.target_entropy)
+        updates, alpha_opt_state = self.alpha_opt.update(alpha_grad, ts.alpha_opt_state, ts.log_alpha)
+        log_alpha = optax.apply_updates(ts.log_alpha, updates)
+
+        metrics = {
+            **critic_metrics,
+            **actor_metrics,
+            "alpha_loss": alpha_loss,
+            "alpha": jnp.exp(log_alpha),
+            "critic_grad_norm": optax.tree.norm(critic_grads),
+            "actor_grad_norm": optax.tree.norm(actor_grads),
+            "goal_offset": jnp.mean(batch.offset.astype(jnp.float32)),
+        }
+        ts = ts.replace(
+            critic_params=critic_params,
+            actor_params=actor_params,
+            log_alpha=log_alpha,
+            critic_opt_state=critic_opt_state,
+            actor_opt_state=actor_opt_state,
+            alpha_opt_state=alpha_opt_state,
+            sgd_steps=ts.sgd_steps + 1,
+        )
+        return ts, metrics
+
+    def training_step(self, ts: TrainState, _=None) -> tuple[TrainState, dict]:
+        ts, collect_metrics = self.collect(ts, random_actions=False)
+        key, k_sgd = jax.random.split(ts.key)
+        ts = ts.replace(key=key)
+        keys = jax.random.split(k_sgd, self.cfg.train.sgd_steps_per_training_step)
+        ts, sgd_metrics = jax.lax.scan(self.sgd_step, ts, keys)
+        return ts, {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics}
+
+    # -- phases (each one compiled program) ----------------------------------------------
+
+    @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+    def prefill(self, ts: TrainState) -> TrainState:
+        def body(ts, _):
+            return self.collect(ts, random_actions=True)[0], None
+
+        return jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0]
+
+    @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+    def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict]:
+        ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.train.training_steps_per_epoch)
+        metrics = jax.tree.map(jnp.mean, metrics)
+        metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.train.training_steps_per_epoch
+        return ts.replace(epoch=ts.epoch + 1), metrics
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def evaluate(self, actor_params, key: jax.Array) -> dict:
+        t = self.cfg.train
+        return evaluate(
+            self.eval_env, self.policy_deterministic, actor_params, key, t.num_eval_envs, self.cfg.env.episode_length
+        )

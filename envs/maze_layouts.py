@@ -1,0 +1,93 @@
+"""Maze layouts as data, shared by every robot that walks a maze (point, ant, humanoid).
+
+Characters: `#` wall, `R` start, `G` goal candidate, `.` free. Cell (i, j) (row i,
+column j) is centred at (i * cell_size, j * cell_size); a wall fills its whole cell.
+The layouts are the benchmark's (see shared PAPER_FACTS.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+_LAYOUTS: dict[str, list[str]] = {
+    "u_maze": ["#####", "#RGG#", "###G#", "#GGG#", "#####"],
+    "u_maze_eval": ["#####", "#R..#", "###.#", "#GGG#", "#####"],
+    "big_maze": [
+        "########", "#RG##GG#", "#GG#GGG#", "##GGG###",
+        "#GG#GGG#", "#G#GG#G#", "#GGG#GG#", "########",
+    ],
+    "big_maze_eval": [
+        "########", "#R.##GG#", "#..#.GG#", "##...###",
+        "#..#...#", "#.#G.#G#", "#.GG#GG#", "########",
+    ],
+    "hardest_maze": [
+        "############", "#RGGG#GGGGG#", "#G##G#G#G#G#", "#GGGGGG#GGG#", "#G####G###G#",
+        "#GG#G#GGGGG#", "##G#G#G#G###", "#GG#GGG#GGG#", "############",
+    ],
+    "u4_maze": ["#####", "#GGG#", "#R#G#", "###G#", "#G#G#", "#GGG#", "#####"],
+    "u5_maze": ["########", "#GGGGGG#", "#R####G#", "######G#", "#G####G#", "#GGGGGG#", "########"],
+}
+
+
+def _far_only(rows: list[str], far_cells: list[tuple[int, int]]) -> list[str]:
+    """Keep `G` only at `far_cells`; other goal candidates become free cells."""
+    out = [list(r.replace("G", ".")) for r in rows]
+    for i, j in far_cells:
+        assert rows[i][j] == "G", (i, j)
+        out[i][j] = "G"
+    return ["".join(r) for r in out]
+
+
+# The hardest maze's eval goals are the training goals (the benchmark evaluates on them);
+# the U4/U5 eval variants keep only the goal cells across the inner wall from R.
+_LAYOUTS["hardest_maze_eval"] = list(_LAYOUTS["hardest_maze"])
+_LAYOUTS["u4_maze_eval"] = _far_only(_LAYOUTS["u4_maze"], [(4, 1), (5, 1), (5, 2)])
+_LAYOUTS["u5_maze_eval"] = _far_only(_LAYOUTS["u5_maze"], [(4, 1), (5, 1), (5, 2), (5, 3)])
+
+
+@dataclasses.dataclass(frozen=True)
+class MazeLayout:
+    name: str
+    rows: tuple[str, ...]
+
+    @property
+    def walls(self) -> np.ndarray:
+        """Boolean (n_rows, n_cols) grid, True where a wall fills the cell."""
+        return np.array([[c == "#" for c in r] for r in self.rows], dtype=bool)
+
+    def cells(self, char: str) -> np.ndarray:
+        return np.array(
+            [(i, j) for i, r in enumerate(self.rows) for j, c in enumerate(r) if c == char],
+            dtype=np.int32,
+        ).reshape(-1, 2)
+
+    @property
+    def start_cell(self) -> np.ndarray:
+        return self.cells("R")[0]
+
+    @property
+    def goal_cells(self) -> np.ndarray:
+        return self.cells("G")
+
+    @property
+    def free_cells(self) -> np.ndarray:
+        """Every cell that is not a wall (R, G and '.')."""
+        return np.argwhere(~self.walls).astype(np.int32)
+
+    def wall_boxes(self, cell_size: float) -> list[tuple[float, float, float]]:
+        """(x, y, half_size) of each wall cell's box in world coordinates."""
+        return [(i * cell_size, j * cell_size, cell_size / 2) for i, j in np.argwhere(self.walls)]
+
+
+def layout(name: str) -> MazeLayout:
+    if name not in _LAYOUTS:
+        raise KeyError(f"maze layout: unknown name {name!r}; known: {', '.join(sorted(_LAYOUTS))}")
+    rows = _LAYOUTS[name]
+    assert len({len(r) for r in rows}) == 1, f"ragged layout {name}"
+    return MazeLayout(name, tuple(rows))
+
+
+def layout_names() -> list[str]:
+    return sorted(_LAYOUTS)

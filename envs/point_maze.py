@@ -1,0 +1,170 @@
+"""A pure-JAX point mass in a 2-D maze: the embedded default task, fast on a CPU.
+
+The point moves by `speed * clip(action, -1, 1)` per step (kinematic, no inertia).
+Walls are the layout's cells of size `cell_size`; the point is a disc of radius
+`point_radius`. A move is applied one axis at a time and an axis whose move would put
+the disc into a wall is stopped flush against that wall, so the point slides along
+walls and can never enter one (a step is shorter than a cell, so nothing tunnels).
+
+State = (x, y); goal = (x, y) of a goal point; obs = (x, y, goal_x, goal_y).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
+from envs.maze_layouts import MazeLayout, layout
+
+
+@dataclasses.dataclass(frozen=True)
+class PointMazeParams:
+    cell_size: float = 1.0
+    speed: float = 0.25
+    point_radius: float = 0.1
+    start_noise: float = 0.1  # uniform +- around the start cell's centre
+    goal_noise: float = 0.25  # uniform +- around the goal cell's centre
+    success_radius: float = 0.5
+    success_radius_easy: float = 1.0
+    episode_length: int = 100
+
+
+class PointMaze(GoalEnv):
+    def __init__(self, env_id: str, maze: MazeLayout, params: PointMazeParams):
+        if params.speed >= params.cell_size - 2 * params.point_radius:
+            raise ValueError(
+                f"env.speed: {params.speed} must be below cell_size - 2 * point_radius "
+                f"({params.cell_size - 2 * params.point_radius}) or the point could tunnel"
+            )
+        self.maze = maze
+        self.params = params
+        self.spec = EnvSpec(
+            env_id=env_id,
+            state_dim=2,
+            goal_indices=(0, 1),
+            action_size=2,
+            episode_length=params.episode_length,
+            success_radius=params.success_radius,
+            success_radius_easy=params.success_radius_easy,
+        )
+        self._walls = jnp.asarray(maze.walls)
+        self._start = jnp.asarray(maze.start_cell, jnp.float32) * params.cell_size
+        self._goals = jnp.asarray(maze.goal_cells, jnp.float32) * params.cell_size
+
+    # -- geometry -------------------------------------------------------------------------
+
+    def _cell_of(self, xy: jax.Array) -> jax.Array:
+        return jnp.floor(xy / self.params.cell_size + 0.5).astype(jnp.int32)
+
+    def _is_wall(self, cell: jax.Array) -> jax.Array:
+        n_rows, n_cols = self._walls.shape
+        inside = (cell[0] >= 0) & (cell[0] < n_rows) & (cell[1] >= 0) & (cell[1] < n_cols)
+        i = jnp.clip(cell[0], 0, n_rows - 1)
+        j = jnp.clip(cell[1], 0, n_cols - 1)
+        return jnp.where(inside, self._walls[i, j], True)
+
+    def _move_axis(self, xy: jax.Array, delta: jax.Array, axis: int) -> jax.Array:
+        """Move along one axis; stop flush against a wall cell if the disc would enter it."""
+        c, r = self.params.cell_size, self.params.point_radius
+        target = xy[axis] + delta
+        leading = target + jnp.sign(delta) * r  # the disc's edge in the direction of motion
+        lead_cell = jnp.floor(leading / c + 0.5).astype(jnp.int32)
+        # The disc spans [other - r, other + r] on the other axis: check both cells it touches.
+        other = 1 - axis
+        lo = jnp.floor((xy[other] - r + 1e-6) / c + 0.5).astype(jnp.int32)
+        hi = jnp.floor((xy[other] + r - 1e-6) / c + 0.5).astype(jnp.int32)
+
+        def cell(a, b):
+            return jnp.stack([a, b]) if axis == 0 else jnp.stack([b, a])
+
+        blocked = self._is_wall(cell(lead_cell, lo)) | self._is_wall(cell(lead_cell, hi))
+        # Face of the blocking cell nearest to us, minus the radius (and a hair of slack).
+        face = (lead_cell - 0.5 * jnp.sign(delta)) * c
+        stopped = face - jnp.sign(delta) * (r + 1e-4)
+        new = jnp.where(blocked, stopped, target)
+        return xy.at[axis].set(new)
+
+    # -- GoalEnv --------------------------------------------------------------------------
+
+    def _obs(self, xy: jax.Array, goal: jax.Array) -> jax.Array:
+        return jnp.concatenate([xy, goal])
+
+    def _metrics(self, xy: jax.Array, goal: jax.Array) -> dict:
+        p = self.params
+        return goal_metrics(xy, goal, p.success_radius, p.success_radius_easy)
+
+    def reset(self, key: jax.Array) -> EnvState:
+        p = self.params
+        k_start, k_cell, k_goal = jax.random.split(key, 3)
+        start = self._start + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
+        idx = jax.random.randint(k_cell, (), 0, self._goals.shape[0])
+        goal = self._goals[idx] + jax.random.uniform(k_goal, (2,), minval=-p.goal_noise, maxval=p.goal_noise)
+        metrics = self._metrics(start, goal)
+        return EnvState(
+            physics=start,
+            obs=self._obs(start, goal),
+            goal=goal,
+            reward=metrics["success"],
+            done=jnp.zeros((), jnp.float32),
+            metrics=metrics,
+        )
+
+    def step(self, state: EnvState, action: jax.Array) -> EnvState:
+        delta = self.params.speed * jnp.clip(action, -1.0, 1.0)
+        xy = self._move_axis(state.physics, delta[0], 0)
+        xy = self._move_axis(xy, delta[1], 1)
+        metrics = self._metrics(xy, state.goal)
+        return state.replace(
+            physics=xy,
+            obs=self._obs(xy, state.goal),
+            reward=metrics["success"],
+            done=jnp.zeros((), jnp.float32),
+            metrics=metrics,
+        )
+
+    def set_position(self, state: EnvState, xy: jax.Array) -> EnvState:
+        """Place the point (for tests and value maps); keeps the goal."""
+        metrics = self._metrics(xy, state.goal)
+        return state.replace(physics=xy, obs=self._obs(xy, state.goal), reward=metrics["success"], metrics=metrics)
+
+    def disc_overlaps_wall(self, xy: np.ndarray) -> bool:
+        """Host-side check used by tests: does the disc at xy overlap any wall cell?"""
+        c, r = self.params.cell_size, self.params.point_radius
+        walls = self.maze.walls
+        for i, j in np.argwhere(walls):
+            nearest = np.clip(xy, [i * c - c / 2, j * c - c / 2], [i * c + c / 2, j * c + c / 2])
+            if np.linalg.norm(xy - nearest) < r - 1e-5:
+                return True
+        return False
+
+
+# An open 5 x 5 arena: start in the centre, goals anywhere.
+_OPEN_ARENA = MazeLayout("open", ("#######", "#GGGGG#", "#GGGGG#", "#GGRGG#", "#GGGGG#", "#GGGGG#", "#######"))
+
+POINT_MAZES = {
+    "point_open": None,
+    "point_u_maze": "u_maze",
+    "point_big_maze": "big_maze",
+    "point_hardest_maze": "hardest_maze",
+    "point_u4_maze": "u4_maze",
+    "point_u5_maze": "u5_maze",
+}
+ENV_IDS = sorted(
+    list(POINT_MAZES) + [f"{k}_eval" for k, v in POINT_MAZES.items() if v is not None]
+)
+
+
+def make(env_id: str, **kwargs) -> PointMaze:
+    base = env_id[: -len("_eval")] if env_id.endswith("_eval") else env_id
+    if base not in POINT_MAZES or (base == "point_open" and base != env_id):
+        raise KeyError(f"env.id: unknown point env {env_id!r}; known: {', '.join(ENV_IDS)}")
+    maze = _OPEN_ARENA if base == "point_open" else layout(POINT_MAZES[base] + ("_eval" if base != env_id else ""))
+    fields = {f.name for f in dataclasses.fields(PointMazeParams)}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise KeyError(f"env.{unknown[0]}: not a parameter of {env_id}; allowed: {', '.join(sorted(fields))}")
+    return PointMaze(env_id, maze, PointMazeParams(**kwargs))

@@ -1,0 +1,110 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crl import buffer as replay
+
+
+def fill(buf, unrolls, unroll_len, episode_len, state_fn=None):
+    """Insert `unrolls` unrolls; the state is (time index, env index, episode id)."""
+    num_envs = buf.num_envs
+    t = 0
+    for _ in range(unrolls):
+        times = jnp.arange(t, t + unroll_len)[:, None] * jnp.ones((1, num_envs))
+        envs_ = jnp.ones((unroll_len, 1)) * jnp.arange(num_envs)[None, :]
+        # Envs end episodes at different phases so boundaries are not aligned.
+        ep = ((times + 7 * envs_) // episode_len).astype(jnp.int32)
+        states = jnp.stack([times, envs_, ep.astype(jnp.float32)], axis=-1)
+        actions = jnp.zeros((unroll_len, num_envs, 1))
+        buf = replay.insert(buf, states, actions, ep)
+        t += unroll_len
+    return buf
+
+
+def test_insert_past_capacity_keeps_the_newest():
+    buf = replay.init(capacity=20, num_envs=3, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=7, unroll_len=5, episode_len=1000)  # 35 rows into 20
+    assert int(buf.size) == 20 and int(buf.insert_row) == 35 % 20
+    times = np.sort(np.asarray(buf.states[:, 0, 0]))
+    np.testing.assert_array_equal(times, np.arange(15, 35))
+
+
+def test_insert_writes_only_its_rows():
+    buf = replay.init(capacity=10, num_envs=2, state_dim=1, action_size=1)
+    buf = replay.insert(buf, jnp.ones((5, 2, 1)), jnp.ones((5, 2, 1)), jnp.zeros((5, 2), jnp.int32))
+    assert np.all(np.asarray(buf.states[:5]) == 1) and np.all(np.asarray(buf.states[5:]) == 0)
+    assert np.all(np.asarray(buf.episode_ids[5:]) == -1)
+
+
+def test_capacity_is_whole_unrolls():
+    assert replay.capacity_rows(10_000, 62) == 9982
+
+
+def test_goals_never_cross_an_episode_boundary():
+    buf = replay.init(capacity=60, num_envs=4, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=17, unroll_len=6, episode_len=13)  # wrapped; many short episodes
+    batch = jax.jit(replay.sample, static_argnums=(2, 3, 4, 5))(
+        buf, jax.random.PRNGKey(0), 4096, 0.9, (2,), 13
+    )
+    # goal = the stored episode id of the goal step (state index 2)
+    np.testing.assert_array_equal(np.asarray(batch.goal[:, 0]).astype(int), np.asarray(batch.episode_id))
+    np.testing.assert_array_equal(np.asarray(batch.goal_episode_id), np.asarray(batch.episode_id))
+    offset = np.asarray(batch.offset)
+    horizon = np.asarray(batch.horizon)
+    assert np.all(offset >= 1) and np.all(offset <= horizon)
+    # The goal is `offset` steps later in time, in the same env.
+    state_time = np.asarray(batch.state[:, 0])
+    goal_batch_time = np.asarray(
+        replay.sample(buf, jax.random.PRNGKey(0), 4096, 0.9, (0,), 13).goal[:, 0]
+    )
+    np.testing.assert_array_equal(goal_batch_time - state_time, offset)
+
+
+def test_horizon_stops_at_the_newest_data():
+    buf = replay.init(capacity=40, num_envs=1, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=2, unroll_len=5, episode_len=1000)  # one unfinished episode, rows 0..9
+    batch = replay.sample(buf, jax.random.PRNGKey(1), 2000, 0.99, (0,), 100)
+    t = np.asarray(batch.state[:, 0]).astype(int)
+    np.testing.assert_array_equal(np.asarray(batch.horizon), 9 - t)
+    assert np.all(t <= 9) and np.all(np.asarray(batch.goal[:, 0]) <= 9)
+
+
+def test_offsets_follow_the_truncated_geometric_distribution():
+    """Pearson chi-square against P(k) = gamma^k / sum_{j<=K} gamma^j, fixed seed."""
+    gamma, horizon, n = 0.8, 12, 200_000
+    k = np.asarray(replay.truncated_geometric(jax.random.PRNGKey(42), gamma, jnp.full((n,), horizon)))
+    assert k.min() >= 1 and k.max() <= horizon
+    support = np.arange(1, horizon + 1)
+    p = gamma**support / np.sum(gamma**support)
+    observed = np.bincount(k, minlength=horizon + 1)[1:]
+    chi2 = np.sum((observed - n * p) ** 2 / (n * p))
+    # 11 degrees of freedom: the 0.999 quantile is 31.3
+    assert chi2 < 31.3, (chi2, observed, n * p)
+
+
+def test_offsets_in_sampled_batches_follow_the_distribution():
+    """End to end through `sample`: the offset histogram given the horizon matches."""
+    gamma = 0.7
+    buf = replay.init(capacity=400, num_envs=2, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=40, unroll_len=10, episode_len=50)
+    batch = replay.sample(buf, jax.random.PRNGKey(3), 100_000, gamma, (2,), 50)
+    offset, horizon = np.asarray(batch.offset), np.asarray(batch.horizon)
+    sel = horizon >= 20  # effectively untruncated: P(k > 20) ~ 0.0008
+    support = np.arange(1, 21)
+    p = gamma**support / np.sum(gamma**support)
+    observed = np.bincount(offset[sel], minlength=21)[1:21]
+    expected = sel.sum() * p
+    keep = expected > 5
+    chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
+    assert chi2 < 40, chi2
+
+
+def test_sample_work_is_linear_in_the_window():
+    """No (window x window) intermediate: the largest array is a small multiple of batch x window
+    (gather indices carry a trailing axis of 2), far below window^2 = 1e6."""
+    buf = replay.init(capacity=1200, num_envs=2, state_dim=3, action_size=1)
+    window, batch = 1000, 8
+    jaxpr = jax.make_jaxpr(lambda b, k: replay.sample(b, k, batch, 0.99, (0,), window))(buf, jax.random.PRNGKey(0))
+    biggest = max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
+    assert biggest <= 4 * batch * window < window * window

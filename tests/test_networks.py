@@ -1,0 +1,123 @@
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from crl.networks import (
+    Actor,
+    Critic,
+    MLPConfig,
+    ResidualMLP,
+    param_count,
+    sample_action,
+    stack_block_params,
+    unstack_block_params,
+)
+
+
+def expected_params(in_dim, width, depth, out, layer_norm=True):
+    ln = 2 * width if layer_norm else 0
+    layer = width * width + width + ln
+    return in_dim * width + width + ln + depth * layer + width * out + out
+
+
+@pytest.mark.parametrize("depth", [0, 4, 16, 64, 256, 1024])
+def test_shapes_and_param_counts(depth):
+    cfg = MLPConfig(depth=depth, width=32)
+    net = ResidualMLP(cfg, output_size=7)
+    x = jnp.ones((3, 5))
+    t0 = time.perf_counter()
+    params = jax.jit(net.init)(jax.random.PRNGKey(0), x)["params"]
+    assert time.perf_counter() - t0 < 60  # generous: scanned blocks make init cheap at any depth
+    assert param_count(params) == expected_params(5, 32, depth, 7)
+    if depth:
+        assert params["blocks"]["DenseNormAct_0"]["Dense_0"]["kernel"].shape == (depth // 4, 32, 32)
+    y = net.apply({"params": params}, x)
+    assert y.shape == (3, 7) and bool(jnp.all(jnp.isfinite(y)))
+
+
+def test_no_layer_norm_param_count():
+    net = ResidualMLP(MLPConfig(depth=8, width=16, layer_norm=False), output_size=3)
+    params = net.init(jax.random.PRNGKey(0), jnp.ones((1, 4)))["params"]
+    assert param_count(params) == expected_params(4, 16, 8, 3, layer_norm=False)
+
+
+@pytest.mark.parametrize("variant", [{}, {"activation": "relu"}, {"layer_norm": False}, {"residual": False}])
+def test_scanned_and_unrolled_agree(variant):
+    scanned = ResidualMLP(MLPConfig(depth=12, width=16, **variant), output_size=4)
+    unrolled = ResidualMLP(MLPConfig(depth=12, width=16, scan_blocks=False, **variant), output_size=4)
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 9))
+    p_scan = scanned.init(jax.random.PRNGKey(0), x)["params"]
+    p_unrolled = unstack_block_params(p_scan)
+    assert set(p_unrolled) == {"input", "head", "block_0", "block_1", "block_2"}
+    # The unrolled module's own init has the same tree structure.
+    own = unrolled.init(jax.random.PRNGKey(0), x)["params"]
+    assert jax.tree.structure(own) == jax.tree.structure(p_unrolled)
+    np.testing.assert_allclose(
+        scanned.apply({"params": p_scan}, x), unrolled.apply({"params": p_unrolled}, x), rtol=1e-5, atol=1e-5
+    )
+    restacked = stack_block_params(p_unrolled, 3)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), restacked, p_scan))
+
+
+def test_remat_gives_the_same_values_and_gradients():
+    x = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
+    plain = ResidualMLP(MLPConfig(depth=8, width=16), output_size=2)
+    remat = ResidualMLP(MLPConfig(depth=8, width=16, remat=True), output_size=2)
+    params = plain.init(jax.random.PRNGKey(0), x)["params"]
+
+    def loss(net, p):
+        return jnp.sum(net.apply({"params": p}, x) ** 2)
+
+    np.testing.assert_allclose(loss(plain, params), loss(remat, params), rtol=1e-6)
+    g1 = jax.grad(lambda p: loss(plain, p))(params)
+    g2 = jax.grad(lambda p: loss(remat, p))(params)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("depth", [2, 6, -4])
+def test_depth_must_be_a_multiple_of_four(depth):
+    with pytest.raises(ValueError, match=r"network.depth: .* multiple of 4"):
+        MLPConfig(depth=depth)
+
+
+def test_residual_block_adds_its_input():
+    """With residual off and zero weights the trunk output is swish(LN(0)) = 0; with it on,
+    the input layer's activation passes through."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 3))
+    for residual in (True, False):
+        net = ResidualMLP(MLPConfig(depth=4, width=8, residual=residual), output_size=8)
+        params = net.init(jax.random.PRNGKey(0), x)["params"]
+        params["blocks"] = jax.tree.map(jnp.zeros_like, params["blocks"])
+        params["head"] = {"kernel": jnp.eye(8), "bias": jnp.zeros(8)}
+        y = net.apply({"params": params}, x)
+        assert bool(jnp.any(jnp.abs(y) > 1e-3)) == residual
+
+
+def test_actor_and_critic_shapes_with_independent_sizes():
+    actor = Actor(MLPConfig(depth=8, width=32), action_size=3)
+    critic = Critic(MLPConfig(depth=4, width=16), repr_dim=64)
+    s, g, a = jnp.ones((5, 10)), jnp.ones((5, 2)), jnp.zeros((5, 3))
+    pa = actor.init(jax.random.PRNGKey(0), s, g)["params"]
+    pc = critic.init(jax.random.PRNGKey(1), s, a, g)["params"]
+    mean, log_std = actor.apply({"params": pa}, s, g)
+    assert mean.shape == (5, 3) and bool(jnp.all((log_std >= -5) & (log_std <= 2)))
+    phi, psi = critic.apply({"params": pc}, s, a, g)
+    assert phi.shape == psi.shape == (5, 64)
+    assert pa["trunk"]["blocks"]["DenseNormAct_0"]["Dense_0"]["kernel"].shape == (2, 32, 32)
+    assert pc["sa_encoder"]["blocks"]["DenseNormAct_0"]["Dense_0"]["kernel"].shape == (1, 16, 16)
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    mean = jnp.array([[0.3, -1.2]])
+    log_std = jnp.array([[-0.5, 0.1]])
+    action, logp = sample_action(mean, log_std, jax.random.PRNGKey(3))
+    u = jnp.arctanh(action)
+    std = jnp.exp(log_std)
+    gauss = jnp.sum(-0.5 * ((u - mean) / std) ** 2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi))
+    expected = gauss - jnp.sum(jnp.log(1 - action**2))
+    np.testing.assert_allclose(logp[0], expected, rtol=1e-4)
+    assert bool(jnp.all(jnp.abs(action) < 1))
