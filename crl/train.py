@@ -65,23 +65,30 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def init(self, key: jax.Array) -> TrainState:
-        # Jitted so that every leaf is its own device buffer (donation rejects aliases).
-        t = self.cfg.train
-        k_actor, k_critic, k_env, k_state = jax.random.split(key, 4)
+    def init_learner(self, key: jax.Array) -> dict:
+        """Network parameters, temperature and optimiser states: the TrainState fields that learn."""
+        k_actor, k_critic = jax.random.split(key)
         state0 = jnp.zeros((1, self.state_dim))
         goal0 = jnp.zeros((1, len(self.goal_indices)))
         actor_params = self.actor.init(k_actor, state0, goal0)["params"]
         critic_params = self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"]
         log_alpha = jnp.zeros((), jnp.float32)
-        return TrainState(
+        return dict(
             actor_params=actor_params,
             critic_params=critic_params,
             log_alpha=log_alpha,
             actor_opt_state=self.actor_opt.init(actor_params),
             critic_opt_state=self.critic_opt.init(critic_params),
             alpha_opt_state=self.alpha_opt.init(log_alpha),
+        )
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def init(self, key: jax.Array) -> TrainState:
+        # Jitted so that every leaf is its own device buffer (donation rejects aliases).
+        t = self.cfg.train
+        k_learner, k_env, k_state = jax.random.split(key, 3)
+        return TrainState(
+            **self.init_learner(k_learner),
             buffer=replay.init(self.capacity, t.num_envs, self.state_dim, self.action_size),
             env_state=self.train_env.reset(k_env, t.num_envs),
             episode_ids=jnp.zeros((t.num_envs,), jnp.int32),
@@ -153,18 +160,23 @@ class Trainer:
         return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "log_prob": log_prob}
 
     def sgd_step(self, ts: TrainState, key: jax.Array) -> tuple[TrainState, dict]:
+        """Sample and relabel a batch, then update critic, actor and temperature."""
         t = self.cfg.train
-        k_sample, k_actor = jax.random.split(key)
+        k_sample, k_update = jax.random.split(key)
         batch = replay.sample(
             ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
         )
+        ts, metrics = self.update(ts, batch, k_update)
+        return ts, {**metrics, "goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
 
+    def update(self, ts: TrainState, batch: replay.Batch, key: jax.Array) -> tuple[TrainState, dict]:
+        """One gradient step of the critic, then the actor (against the new critic), then alpha."""
         (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic_params, batch)
         updates, critic_opt_state = self.critic_opt.update(critic_grads, ts.critic_opt_state, ts.critic_params)
         critic_params = optax.apply_updates(ts.critic_params, updates)
 
         (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            ts.actor_params, critic_params, ts.log_alpha, batch, k_actor
+            ts.actor_params, critic_params, ts.log_alpha, batch, key
         )
         updates, actor_opt_state = self.actor_opt.update(actor_grads, ts.actor_opt_state, ts.actor_params)
         actor_params = optax.apply_updates(ts.actor_params, updates)
@@ -181,7 +193,6 @@ class Trainer:
             "alpha": jnp.exp(log_alpha),
             "critic_grad_norm": optax.tree.norm(critic_grads),
             "actor_grad_norm": optax.tree.norm(actor_grads),
-            "goal_offset": jnp.mean(batch.offset.astype(jnp.float32)),
         }
         ts = ts.replace(
             critic_params=critic_params,
