@@ -105,12 +105,24 @@ class LoggingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    every_epochs: int = 1  # also saved at the end and on SIGTERM / SIGUSR1 / SIGUSR2
+    keep: int = 2  # complete checkpoints kept (older ones are deleted)
+    include_buffer: bool = True  # without it a resume refills the buffer and is not exact
+    resume: bool = True  # continue from the newest intact checkpoint in the run dir
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     seed: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 # -- building from a dict ----------------------------------------------------------------
@@ -189,12 +201,12 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 def validate(cfg: Config) -> None:
     n, t = cfg.network, cfg.train
+    _check(n.depth >= 0 and n.depth % 4 == 0, "network.depth", n.depth, "use a multiple of 4 (0, 4, 8, ..., 1024)")
+    _check(n.width >= 1, "network.width", n.width, "use a positive integer")
     for role in ("actor", "critic"):
         d, w = getattr(n, f"{role}_depth"), getattr(n, f"{role}_width")
         _check(d >= 0 and d % 4 == 0, f"network.{role}_depth", d, "use a multiple of 4 (0, 4, 8, ..., 1024)")
         _check(w >= 1, f"network.{role}_width", w, "use a positive integer")
-    _check(n.depth >= 0 and n.depth % 4 == 0, "network.depth", n.depth, "use a multiple of 4 (0, 4, 8, ..., 1024)")
-    _check(n.width >= 1, "network.width", n.width, "use a positive integer")
     _check(n.repr_dim >= 1, "network.repr_dim", n.repr_dim, "use a positive integer")
     _check(n.activation in ACTIVATIONS, "network.activation", n.activation, f"use one of {', '.join(ACTIVATIONS)}")
     _check(t.energy in ENERGIES, "train.energy", t.energy, f"use one of {', '.join(ENERGIES)}")
@@ -221,4 +233,37 @@ def validate(cfg: Config) -> None:
         f"use more than env.episode_length + train.unroll_length ({cfg.env.episode_length + t.unroll_length}) "
         "so relabelling can tell the newest episode from the oldest",
     )
+    _check(
+        t.total_env_steps >= t.num_epochs * t.env_steps_per_training_step, "train.total_env_steps", t.total_env_steps,
+        f"use at least train.num_epochs x train.num_envs x train.unroll_length "
+        f"({t.num_epochs * t.env_steps_per_training_step}) so every epoch trains",
+    )
+    first_batch_rows = (t.prefill_unrolls + 1) * t.env_steps_per_training_step
+    _check(
+        t.batch_size <= first_batch_rows, "train.batch_size", t.batch_size,
+        f"use at most the env steps stored before the first update ({first_batch_rows}); "
+        "or raise train.prefill_steps",
+    )
+    c = cfg.checkpoint
+    _check(c.every_epochs >= 1, "checkpoint.every_epochs", c.every_epochs, "use a positive integer")
+    _check(c.keep >= 1, "checkpoint.keep", c.keep, "use a positive integer")
     _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
+    try:
+        import jax
+
+        devices = jax.local_device_count()
+    except Exception:  # pragma: no cover - no backend at all
+        devices = 1
+    _check(
+        t.num_envs % devices == 0, "train.num_envs", t.num_envs,
+        f"use a multiple of the number of local devices ({devices})",
+    )
+
+
+def validate_with_env(cfg: Config, spec) -> None:
+    """Checks that need the env's facts (its EnvSpec)."""
+    bad = [i for i in spec.goal_indices if not 0 <= i < spec.state_dim]
+    _check(
+        not bad, "env.id", cfg.env.id,
+        f"its goal indices {list(spec.goal_indices)} must lie inside its state of size {spec.state_dim}",
+    )

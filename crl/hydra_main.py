@@ -2,6 +2,9 @@
 
 It composes conf/, turns the result into the library's plain dataclasses (validating every
 value before anything is compiled or written) and calls `crl.run.run_training`.
+
+Exit codes: 0 done; 2 bad configuration or output location (one line on stderr);
+3 training became non-finite; 4 no usable checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = pathlib.Path(__file__).resolve().parents[1] / "conf"
+EXIT_CONFIG, EXIT_NON_FINITE, EXIT_CHECKPOINT = 2, 3, 4
+_CREATED_ROOT: pathlib.Path | None = None  # the outermost output directory this command creates
 
 
 def _enable_compilation_cache() -> None:
@@ -36,40 +41,86 @@ def _remove_if_only_hydra_files(run_dir: pathlib.Path) -> None:
     if not run_dir.is_dir():
         return
     leftovers = [p for p in run_dir.iterdir() if p.name != ".hydra" and p.suffix != ".log"]
-    if not leftovers:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    if leftovers:
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    # Also the empty parents that this command created (e.g. runs/<env>/).
+    parent = run_dir.parent
+    while _CREATED_ROOT is not None and parent.is_relative_to(_CREATED_ROOT):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def _fail(code: int, kind: str, message: str) -> None:
+    print(f"crl-train: {kind}: {message}", file=sys.stderr)
+    raise SystemExit(code)
 
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _main(dcfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
+    from crl.checkpoint import CheckpointError
     from crl.config import ConfigError, from_dict
+    from crl.run import NonFiniteError, build_envs, run_training
 
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     try:
         container = OmegaConf.to_container(dcfg, resolve=True)
         cfg = from_dict(container)
-        from crl.run import build_envs
-
         build_envs(cfg)  # an unknown env id or env parameter fails here, before compiling
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
-        print(f"crl-train: config error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _fail(EXIT_CONFIG, "config error", str(err))
 
     _enable_compilation_cache()
-    from crl.run import run_training
+    import logging
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(container))
-    row = run_training(cfg, run_dir)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
+    try:
+        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(container)})
+    except ConfigError as err:
+        _remove_if_only_hydra_files(run_dir)
+        _fail(EXIT_CONFIG, "config error", str(err))
+    except NonFiniteError as err:
+        _fail(EXIT_NON_FINITE, "training diverged", str(err))
+    except CheckpointError as err:
+        _fail(EXIT_CHECKPOINT, "cannot resume", str(err))
     print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
     # The return value is what Hydra's sweepers optimise.
     return float(row.get("eval/time_at_goal", float("nan")))
 
 
+def _precheck_output_location(argv: list[str]) -> None:
+    """Hydra creates the output dir before any of our code runs and fails with a traceback
+    if it cannot; check the likely cases first so the user gets one line instead."""
+    multirun = "-m" in argv or "--multirun" in argv
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    target = pathlib.Path(next((a.split("=", 1)[1] for a in argv if a.startswith(key + "=")), "runs"))
+    target = target.absolute()
+    first_new = target
+    while not first_new.parent.exists() and first_new.parent != first_new:
+        first_new = first_new.parent
+    created = not first_new.exists()
+    global _CREATED_ROOT
+    _CREATED_ROOT = first_new if created else None
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / ".write_probe").write_bytes(b"ok")
+        (target / ".write_probe").unlink()
+    except OSError as err:
+        _fail(EXIT_CONFIG, "config error", f"{key}: {str(target)!r} is not writable ({err.strerror or err})")
+    finally:
+        if created:  # Hydra creates it again; leave nothing behind if we stop early
+            shutil.rmtree(first_new, ignore_errors=True)
+
+
 def main() -> None:
+    if not any(a.startswith(("--help", "-h", "--cfg", "-c", "--info", "--hydra-help")) for a in sys.argv[1:]):
+        _precheck_output_location(sys.argv[1:])
     _main()
 
 

@@ -223,11 +223,15 @@ class Trainer:
         return jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0]
 
     @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
-    def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict]:
+    def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict, jax.Array]:
+        """A scan of training steps; returns the new state, mean metrics, and whether every
+        parameter is still finite (the non-finite guard's input)."""
         ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.train.training_steps_per_epoch)
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.train.training_steps_per_epoch
-        return ts.replace(epoch=ts.epoch + 1), metrics
+        learned = (ts.actor_params, ts.critic_params, ts.log_alpha)
+        params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
+        return ts.replace(epoch=ts.epoch + 1), metrics, params_finite
 
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, actor_params, key: jax.Array) -> dict:

@@ -37,7 +37,7 @@ class PointMaze(GoalEnv):
     def __init__(self, env_id: str, maze: MazeLayout, params: PointMazeParams):
         if params.speed >= params.cell_size - 2 * params.point_radius:
             raise ValueError(
-                f"env.speed: {params.speed} must be below cell_size - 2 * point_radius "
+                f"env.params.speed: {params.speed} is not allowed; use less than cell_size - 2 * point_radius "
                 f"({params.cell_size - 2 * params.point_radius}) or the point could tunnel"
             )
         self.maze = maze
@@ -166,5 +166,5 @@ def make(env_id: str, **kwargs) -> PointMaze:
     fields = {f.name for f in dataclasses.fields(PointMazeParams)}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
-        raise KeyError(f"env.{unknown[0]}: not a parameter of {env_id}; allowed: {', '.join(sorted(fields))}")
+        raise KeyError(f"env.params.{unknown[0]}: not a parameter of {env_id}; allowed: {', '.join(sorted(fields))}")
     return PointMaze(env_id, maze, PointMazeParams(**kwargs))

@@ -17,3 +17,8 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
+
+# tests/helpers.py is imported as a plain module by the subprocess-driving tests.
+import sys  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))

@@ -1,42 +1,10 @@
 """`crl-train` end to end, as a user runs it (subprocesses, tiny configs)."""
 
-import csv
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY = [
-    "train.num_envs=4",
-    "train.total_env_steps=400",
-    "train.num_epochs=2",
-    "train.unroll_length=10",
-    "train.prefill_steps=20",
-    "train.utd_ratio=0.25",
-    "train.batch_size=16",
-    "train.buffer_size=200",
-    "train.num_eval_envs=4",
-    "env.episode_length=20",
-    "network.width=16",
-    "logging.progress_bar=false",
-]
-
-
-def crl_train(*args, cwd):
-    env = {**os.environ, "CRL_JAX_CACHE": str(REPO / ".jax_cache"), "HYDRA_FULL_ERROR": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "crl.hydra_main", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )
-
-
-def read_csv(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+from helpers import TINY, crl_train, read_csv
 
 
 def test_tiny_run_writes_tensorboard_csv_config_and_params(tmp_path):
@@ -79,7 +47,7 @@ def test_multirun_sweeps_depth(tmp_path):
 @pytest.mark.parametrize(
     "override, key",
     [
-        ("network.depth=6", "network.actor_depth"),
+        ("network.depth=6", "network.depth"),
         ("network.critic_depth=3", "network.critic_depth"),
         ("env.id=point_nowhere", "env.id"),
         ("train.energy=manhattan", "train.energy"),

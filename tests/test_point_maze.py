@@ -13,7 +13,7 @@ def test_registry_lists_point_envs_and_rejects_unknown_ids():
     assert set(ENV_IDS) <= set(envs.known_ids())
     with pytest.raises(KeyError, match=r"env.id: unknown env 'point_nowhere'; known: .*point_u_maze"):
         envs.make("point_nowhere")
-    with pytest.raises(KeyError, match=r"env.speedd"):
+    with pytest.raises(KeyError, match=r"env.params.speedd"):
         envs.make("point_u_maze", speedd=1.0)
 
 

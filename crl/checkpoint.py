@@ -1,0 +1,189 @@
+"""Atomic, verifiable checkpoints of the whole TrainState (orbax underneath).
+
+Layout of `<run dir>/checkpoints/`:
+
+    epoch_000004/            a complete checkpoint (renamed into place as the last step)
+        state/               orbax StandardCheckpointer output of the TrainState
+        manifest.json        epoch, env steps, whether the buffer is included, and the
+                             size and SHA-256 of every file under state/
+    .partial_epoch_000005/   a save in progress (or one killed mid-write): ignored, removed
+
+A checkpoint counts only if its directory was renamed into place *and* every file still
+matches its manifest, so a kill during a write, a truncated file or a missing file is
+detected before anything is restored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+from typing import Any
+
+import jax
+
+log = logging.getLogger(__name__)
+logging.getLogger("absl").setLevel(logging.WARNING)  # orbax reports every save at INFO
+
+_PREFIX = "epoch_"
+_PARTIAL = ".partial_"
+
+
+class CheckpointError(RuntimeError):
+    """No usable checkpoint where one was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    state: Any
+    epoch: int
+    env_steps: int
+    include_buffer: bool
+    path: pathlib.Path
+    skipped: tuple[str, ...]  # newer checkpoints that were damaged, with the reason
+
+
+def _file_digest(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _inventory(root: pathlib.Path) -> dict[str, dict]:
+    return {
+        str(p.relative_to(root)): {"size": p.stat().st_size, "sha256": _file_digest(p)}
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class Checkpointer:
+    def __init__(self, directory: str | pathlib.Path, keep: int = 2, include_buffer: bool = True):
+        import orbax.checkpoint as ocp
+
+        self.directory = pathlib.Path(directory).absolute()
+        self.keep = keep
+        self.include_buffer = include_buffer
+        self._ocp = ocp.StandardCheckpointer()
+
+    # -- saving ---------------------------------------------------------------------------
+
+    def save(self, state, epoch: int, env_steps: int) -> pathlib.Path:
+        """Write `state` as checkpoint `epoch`; returns its directory once complete."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"{_PREFIX}{epoch:06d}"
+        partial = self.directory / f"{_PARTIAL}{name}"
+        final = self.directory / name
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir()
+        to_save = state if self.include_buffer else state.replace(buffer=None)
+        self._ocp.save(partial / "state", jax.device_get(to_save))
+        self._ocp.wait_until_finished()
+        manifest = {
+            "epoch": epoch,
+            "env_steps": env_steps,
+            "include_buffer": self.include_buffer,
+            "files": _inventory(partial / "state"),
+        }
+        with open(partial / "manifest.json", "w") as f:
+            json.dump(manifest, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(partial)
+        if final.exists():  # re-saving an epoch (after a resume): replace the old copy
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        _fsync_dir(self.directory)
+        self._prune()
+        return final
+
+    def _prune(self) -> None:
+        complete = self.complete_checkpoints()
+        for old in complete[: max(0, len(complete) - self.keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    # -- finding and restoring ------------------------------------------------------------
+
+    def complete_checkpoints(self) -> list[pathlib.Path]:
+        """Renamed-into-place checkpoint dirs, oldest first (not yet verified)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
+
+    def remove_partial(self) -> None:
+        if self.directory.is_dir():
+            for p in self.directory.iterdir():
+                if p.name.startswith(_PARTIAL):
+                    shutil.rmtree(p, ignore_errors=True)
+
+    @staticmethod
+    def verify(path: pathlib.Path) -> dict:
+        """The manifest if every listed file is present and intact; raises CheckpointError."""
+        manifest_path = path / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"{path.name}: unreadable manifest ({err.__class__.__name__})") from None
+        for rel, meta in manifest["files"].items():
+            f = path / "state" / rel
+            if not f.is_file():
+                raise CheckpointError(f"{path.name}: missing file state/{rel}")
+            if f.stat().st_size != meta["size"]:
+                raise CheckpointError(
+                    f"{path.name}: state/{rel} has {f.stat().st_size} bytes, expected {meta['size']} (truncated)"
+                )
+            if _file_digest(f) != meta["sha256"]:
+                raise CheckpointError(f"{path.name}: state/{rel} does not match its checksum")
+        return manifest
+
+    def restore_latest(self, template) -> Restored | None:
+        """The newest intact checkpoint restored into `template`'s structure.
+
+        Damaged newer checkpoints are skipped with a warning that names them and the one
+        used. Returns None when there are no checkpoints at all; raises CheckpointError
+        when there are some but none is usable.
+        """
+        self.remove_partial()
+        candidates = self.complete_checkpoints()
+        if not candidates:
+            return None
+        skipped: list[str] = []
+        for path in reversed(candidates):
+            try:
+                manifest = self.verify(path)
+                target = template if manifest["include_buffer"] else template.replace(buffer=None)
+                abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+                state = self._ocp.restore(path / "state", abstract)
+            except CheckpointError as err:
+                skipped.append(str(err))
+                continue
+            except Exception as err:  # orbax could not read it: treat as damaged
+                skipped.append(f"{path.name}: unreadable ({err.__class__.__name__}: {str(err)[:200]})")
+                continue
+            if not manifest["include_buffer"]:
+                state = state.replace(buffer=template.buffer)
+            if skipped:
+                log.warning("damaged checkpoint(s) skipped: %s; resuming from %s", "; ".join(skipped), path.name)
+            return Restored(state, manifest["epoch"], manifest["env_steps"], manifest["include_buffer"], path, tuple(skipped))
+        raise CheckpointError(
+            f"no usable checkpoint in {self.directory}: " + "; ".join(skipped)
+        )
