@@ -14,7 +14,7 @@ import typing
 from typing import Any
 
 from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
-from crl.networks import ACTIVATIONS, MLPConfig
+from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, MLPConfig
 
 
 class ConfigError(ValueError):
@@ -43,6 +43,7 @@ class NetworkConfig:
     residual: bool = True
     scan_blocks: bool = True
     remat: bool = False
+    dtype: str = "float32"  # matmul dtype; bfloat16 = mixed precision (float32 params and losses)
 
     def mlp(self, role: str) -> MLPConfig:
         """The residual-MLP settings of the 'actor' or the 'critic'."""
@@ -54,6 +55,7 @@ class NetworkConfig:
             residual=self.residual,
             scan_blocks=self.scan_blocks,
             remat=self.remat,
+            dtype=COMPUTE_DTYPES[self.dtype],
         )
 
 
@@ -209,6 +211,7 @@ def validate(cfg: Config) -> None:
         _check(w >= 1, f"network.{role}_width", w, "use a positive integer")
     _check(n.repr_dim >= 1, "network.repr_dim", n.repr_dim, "use a positive integer")
     _check(n.activation in ACTIVATIONS, "network.activation", n.activation, f"use one of {', '.join(ACTIVATIONS)}")
+    _check(n.dtype in COMPUTE_DTYPES, "network.dtype", n.dtype, f"use one of {', '.join(COMPUTE_DTYPES)}")
     _check(t.energy in ENERGIES, "train.energy", t.energy, f"use one of {', '.join(ENERGIES)}")
     _check(
         t.contrastive_loss in CONTRASTIVE_LOSSES, "train.contrastive_loss", t.contrastive_loss,
@@ -256,6 +259,10 @@ def validate(cfg: Config) -> None:
         devices = 1
     _check(
         t.num_envs % devices == 0, "train.num_envs", t.num_envs,
+        f"use a multiple of the number of local devices ({devices})",
+    )
+    _check(
+        t.batch_size % devices == 0, "train.batch_size", t.batch_size,
         f"use a multiple of the number of local devices ({devices})",
     )
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"swish": nn.swish, "relu": nn.relu}
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 # variance_scaling(1/3, fan_in, uniform): the paper's initialiser; biases start at zero.
 kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")

@@ -19,6 +19,7 @@ from flax import struct
 
 from crl import buffer as replay
 from crl import losses
+from crl import sharding
 from crl.config import Config
 from crl.evaluate import evaluate
 from crl.networks import Actor, Critic, deterministic_action, sample_action
@@ -62,6 +63,18 @@ class Trainer:
         self.alpha_opt = optax.adam(t.alpha_lr)
         self.target_entropy = t.target_entropy_scale * env.action_size
         self.capacity = replay.capacity_rows(t.buffer_size, t.unroll_length)
+        self.mesh = sharding.data_mesh()
+        self._state_shardings = None
+
+    def state_shardings(self):
+        """Where each TrainState leaf lives: env axis split over devices, the rest replicated."""
+        if self._state_shardings is None:
+            abstract = jax.eval_shape(self._init_unsharded, jax.random.PRNGKey(0))
+            self._state_shardings = sharding.state_shardings(abstract, self.mesh)
+        return self._state_shardings
+
+    def _shard(self, ts: TrainState) -> TrainState:
+        return sharding.constrain(ts, self.state_shardings())
 
     # -- state ----------------------------------------------------------------------------
 
@@ -85,6 +98,9 @@ class Trainer:
     @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> TrainState:
         # Jitted so that every leaf is its own device buffer (donation rejects aliases).
+        return self._shard(self._init_unsharded(key))
+
+    def _init_unsharded(self, key: jax.Array) -> TrainState:
         t = self.cfg.train
         k_learner, k_env, k_state = jax.random.split(key, 3)
         return TrainState(
@@ -166,6 +182,7 @@ class Trainer:
         batch = replay.sample(
             ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
         )
+        batch = sharding.constrain(batch, sharding.batch_sharding(self.mesh))
         ts, metrics = self.update(ts, batch, k_update)
         return ts, {**metrics, "goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
 
@@ -220,7 +237,7 @@ class Trainer:
         def body(ts, _):
             return self.collect(ts, random_actions=True)[0], None
 
-        return jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0]
+        return self._shard(jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0])
 
     @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
     def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict, jax.Array]:
@@ -231,7 +248,7 @@ class Trainer:
         metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.train.training_steps_per_epoch
         learned = (ts.actor_params, ts.critic_params, ts.log_alpha)
         params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
-        return ts.replace(epoch=ts.epoch + 1), metrics, params_finite
+        return self._shard(ts.replace(epoch=ts.epoch + 1)), metrics, params_finite
 
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, actor_params, key: jax.Array) -> dict:
