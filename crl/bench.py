@@ -1,0 +1,338 @@
+"""`crl-bench`: where the time of deep CRL goes, on this machine, in one run.
+
+    crl-bench --quick                 # a few minutes on a 2-core CPU
+    crl-bench --out docs/benchmarks/crl_bench_cpu.json
+
+Sections (each a table; all rows go to one JSON file):
+
+  ceiling   a large float32 matmul through JAX: the FLOP/s the update is compared with
+  update    one critic+actor+alpha update (Trainer.update) per depth and batch: compile
+            time, time per update, achieved FLOP/s and its ratio to the ceiling
+  collect   raw vectorised env stepping vs the trainer's collection phase (actor forward,
+            env step, buffer insert) for the same env and number of envs
+  buffer    insert and sample+relabel time at 1k and 10k steps per env
+  training  end-to-end env steps/s of a standard config, and the split of a training
+            step between collection, sampling+relabelling and SGD
+  memory    XLA's planned peak (temporaries + arguments) of a depth-1024 update with and
+            without per-block rematerialisation
+
+FLOP count of an update (multiply-adds x 2; backward = 2 x forward): critic step = both
+encoders forward and backward (3F each); actor step = actor 3F + phi(s, a) forward and
+backward to its action input (2F) + psi(g) forward (F). F of an MLP = 2 B sum(in x out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from crl import buffer as replay
+from crl.config import from_dict
+from crl.train import Trainer, TrainState
+
+# The ant tasks' sizes (state 29, goal 2, action 8) so update numbers transfer to them.
+STATE_DIM, GOAL_DIM, ACTION_SIZE = 29, 2, 8
+
+
+def _time(fn, *args, repeats: int) -> float:
+    out = fn(*args)
+    jax.block_until_ready(out)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        out = fn(*args)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t0) / repeats
+
+
+# -- ceiling -----------------------------------------------------------------------------
+
+
+def matmul_ceiling(n: int = 2048, repeats: int = 5) -> dict:
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    mm = jax.jit(lambda x, y: x @ y)
+    seconds = _time(mm, a, b, repeats=repeats)
+    return {"section": "ceiling", "n": n, "seconds": seconds, "flops": 2 * n**3 / seconds}
+
+
+# -- update ------------------------------------------------------------------------------
+
+
+def mlp_forward_flops(batch: int, in_dim: int, width: int, depth: int, out_dim: int) -> int:
+    return 2 * batch * (in_dim * width + depth * width * width + width * out_dim)
+
+
+def update_flops(batch: int, width: int, depth: int, repr_dim: int = 64) -> int:
+    sa = mlp_forward_flops(batch, STATE_DIM + ACTION_SIZE, width, depth, repr_dim)
+    g = mlp_forward_flops(batch, GOAL_DIM, width, depth, repr_dim)
+    actor = mlp_forward_flops(batch, STATE_DIM + GOAL_DIM, width, depth, 2 * ACTION_SIZE)
+    return 3 * sa + 3 * g + 3 * actor + 2 * sa + g
+
+
+class _SizesOnly:
+    """The sizes the trainer reads; Trainer.update never steps an env."""
+
+    def __init__(self, env):
+        self.spec = env.spec
+        self.reset, self.step = env.reset, env.step
+        self.state_dim, self.goal_indices, self.action_size = STATE_DIM, tuple(range(GOAL_DIM)), ACTION_SIZE
+        self.episode_length = env.episode_length
+
+
+def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: bool = False, dtype: str = "float32"):
+    """(jitted update, TrainState, Batch, key) for a synthetic batch of the ant's sizes."""
+    from crl.run import build_envs
+
+    cfg = from_dict(
+        {
+            "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
+                        "actor_width": width, "critic_width": width, "scan_blocks": scan, "remat": remat,
+                        "dtype": dtype},
+            "train": {"batch_size": batch, "num_envs": 1, "buffer_size": 200, "unroll_length": 10,
+                      "num_eval_envs": 1, "total_env_steps": 100, "num_epochs": 1, "prefill_steps": max(batch, 10)},
+            "env": {"episode_length": 20},
+        }
+    )
+    env, _ = build_envs(cfg)
+    trainer = Trainer(cfg, _SizesOnly(env))
+    learner = jax.jit(trainer.init_learner)(jax.random.PRNGKey(0))
+    ts = TrainState(**learner, buffer=None, env_state=None, episode_ids=None, key=None,
+                    env_steps=jnp.zeros((), jnp.int32), sgd_steps=jnp.zeros((), jnp.int32),
+                    epoch=jnp.zeros((), jnp.int32))
+    k = jax.random.split(jax.random.PRNGKey(1), 4)
+    data = replay.Batch(
+        state=jax.random.normal(k[0], (batch, STATE_DIM)),
+        action=jax.random.uniform(k[1], (batch, ACTION_SIZE), minval=-1, maxval=1),
+        goal=jax.random.normal(k[2], (batch, GOAL_DIM)),
+        offset=jnp.ones((batch,), jnp.int32),
+        horizon=jnp.ones((batch,), jnp.int32),
+        episode_id=jnp.zeros((batch,), jnp.int32),
+        goal_episode_id=jnp.zeros((batch,), jnp.int32),
+    )
+    return jax.jit(trainer.update, donate_argnums=0), ts, data, k[3]
+
+
+def bench_update(depth: int, width: int, batch: int, repeats: int, ceiling: float, scan: bool = True,
+                 dtype: str = "float32") -> dict:
+    step, ts, data, key = update_setup(depth, width, batch, scan=scan, dtype=dtype)
+    t0 = time.perf_counter()
+    compiled = step.lower(ts, data, key).compile()
+    compile_s = time.perf_counter() - t0
+    ts, m = compiled(ts, data, key)
+    jax.block_until_ready(m)
+    t0 = time.perf_counter()
+    for i in range(repeats):
+        ts, m = compiled(ts, data, key)
+    jax.block_until_ready(m)
+    seconds = (time.perf_counter() - t0) / repeats
+    flops = update_flops(batch, width, depth) / seconds
+    return {"section": "update", "depth": depth, "width": width, "batch": batch,
+            "blocks": "scan" if scan else "unrolled", "dtype": dtype, "compile_s": compile_s,
+            "update_s": seconds, "update_ms": 1e3 * seconds, "flops": flops, "ceiling_ratio": flops / ceiling,
+            "finite": bool(jnp.isfinite(m["critic_loss"]))}
+
+
+def update_memory(depth: int, width: int, batch: int, remat: bool) -> dict:
+    step, ts, data, key = update_setup(depth, width, batch, remat=remat)
+    mem = step.lower(ts, data, key).compile().memory_analysis()
+    temp = int(getattr(mem, "temp_size_in_bytes", 0))
+    args = int(getattr(mem, "argument_size_in_bytes", 0))
+    return {"section": "memory", "depth": depth, "width": width, "batch": batch, "remat": remat,
+            "temp_bytes": temp, "argument_bytes": args, "peak_bytes": temp + args}
+
+
+# -- collection, buffer, training step ---------------------------------------------------
+
+
+def _trainer(env_id: str, num_envs: int, depth: int = 4, width: int = 256, batch: int = 256,
+             buffer_size: int = 2000, unroll: int = 50, utd: float = 1 / 32, episode_length: int | None = None):
+    from crl.run import build_envs
+
+    base = {"env": {"id": env_id}}
+    if episode_length:
+        base["env"]["episode_length"] = episode_length
+    cfg = from_dict({
+        **base,
+        "network": {"depth": depth, "actor_depth": depth, "critic_depth": depth,
+                    "width": width, "actor_width": width, "critic_width": width},
+        "train": {"num_envs": num_envs, "batch_size": batch, "buffer_size": buffer_size, "unroll_length": unroll,
+                  "utd_ratio": utd, "total_env_steps": num_envs * unroll, "num_epochs": 1,
+                  "prefill_steps": max(unroll, -(-batch // num_envs))},
+    })
+    env, eval_env = build_envs(cfg)
+    return Trainer(cfg, env, eval_env)
+
+
+def bench_collect(env_id: str, num_envs: int, repeats: int) -> list[dict]:
+    trainer = _trainer(env_id, num_envs)
+    unroll = trainer.cfg.train.unroll_length
+    ts = trainer.init(jax.random.PRNGKey(0))
+    tenv = trainer.train_env
+
+    @jax.jit
+    def raw(env_state, key):
+        def body(s, k):
+            a = jax.random.uniform(k, (num_envs, trainer.action_size), minval=-1, maxval=1)
+            s = tenv.step(s, a)
+            return s, s.reward
+
+        return jax.lax.scan(body, env_state, jax.random.split(key, unroll))
+
+    collect = jax.jit(lambda ts: trainer.collect(ts, random_actions=False)[0], donate_argnums=0)
+    raw_s = _time(raw, ts.env_state, jax.random.PRNGKey(1), repeats=repeats)
+    collect(ts)  # compile (the donated ts is consumed)
+    ts = trainer.init(jax.random.PRNGKey(0))
+    ts = collect(ts)
+    jax.block_until_ready(ts)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        ts = collect(ts)
+    jax.block_until_ready(ts)
+    collect_s = (time.perf_counter() - t0) / repeats
+    steps = num_envs * unroll
+    return [{"section": "collect", "env": env_id, "num_envs": num_envs, "raw_steps_per_s": steps / raw_s,
+             "collect_steps_per_s": steps / collect_s, "collect_over_raw_time": collect_s / raw_s}]
+
+
+def bench_buffer(num_envs: int, batch: int, repeats: int) -> list[dict]:
+    rows = []
+    unroll, state_dim, episode_length = 50, STATE_DIM, 1000
+    for capacity in (1000, 10_000):
+        cap = replay.capacity_rows(capacity, unroll)
+        buf = replay.init(cap, num_envs, state_dim, ACTION_SIZE)
+        states = jnp.ones((unroll, num_envs, state_dim))
+        actions = jnp.ones((unroll, num_envs, ACTION_SIZE))
+        ids = jnp.zeros((unroll, num_envs), jnp.int32)
+        insert = jax.jit(replay.insert, donate_argnums=0)
+        buf = insert(buf, states, actions, ids)
+        jax.block_until_ready(buf)
+        t0 = time.perf_counter()
+        for _ in range(repeats * 4):
+            buf = insert(buf, states, actions, ids)
+        jax.block_until_ready(buf)
+        insert_s = (time.perf_counter() - t0) / (repeats * 4)
+        sample = jax.jit(lambda b, k: replay.sample(b, k, batch, 0.99, (0, 1), episode_length))
+        sample_s = _time(sample, buf, jax.random.PRNGKey(0), repeats=repeats)
+        rows.append({"section": "buffer", "capacity_per_env": capacity, "num_envs": num_envs, "batch": batch,
+                     "buffer_mb": cap * num_envs * (state_dim + ACTION_SIZE + 1) * 4 / 2**20,
+                     "insert_s": insert_s, "sample_relabel_s": sample_s,
+                     "insert_ms": 1e3 * insert_s, "sample_relabel_ms": 1e3 * sample_s})
+    return rows
+
+
+def bench_training(env_id: str, num_envs: int, depth: int, repeats: int) -> list[dict]:
+    trainer = _trainer(env_id, num_envs, depth=depth)
+    t = trainer.cfg.train
+    ts = trainer.prefill(trainer.init(jax.random.PRNGKey(0)))
+    step = jax.jit(trainer.training_step, donate_argnums=0)
+    ts, _ = step(ts)
+    jax.block_until_ready(ts)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        ts, m = step(ts)
+    jax.block_until_ready(m)
+    total = (time.perf_counter() - t0) / repeats
+    collect = jax.jit(lambda ts: trainer.collect(ts, random_actions=False)[0])
+    collect_s = _time(collect, ts, repeats=repeats)
+    n_sgd = t.sgd_steps_per_training_step
+    sample = jax.jit(lambda b, k: replay.sample(b, k, t.batch_size, t.discount, trainer.goal_indices,
+                                                trainer.cfg.env.episode_length))
+    sample_s = _time(sample, ts.buffer, jax.random.PRNGKey(0), repeats=repeats) * n_sgd
+    batch = sample(ts.buffer, jax.random.PRNGKey(0))
+    update = jax.jit(trainer.update)
+    update_s = _time(update, ts, batch, jax.random.PRNGKey(0), repeats=repeats) * n_sgd
+    parts = collect_s + sample_s + update_s
+    return [{"section": "training", "env": env_id, "num_envs": num_envs, "depth": depth,
+             "sgd_steps_per_training_step": n_sgd, "training_step_s": total,
+             "env_steps_per_s": t.env_steps_per_training_step / total,
+             "fraction_collect": collect_s / parts, "fraction_sample_relabel": sample_s / parts,
+             "fraction_sgd": update_s / parts}]
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def _print(title: str, rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    print(f"\n{title}")
+    print("  " + " ".join(f"{h:>{len(h) if len(h) > 10 else 10}}" for h, _, _ in columns))
+    for r in rows:
+        cells = []
+        for h, key, fmt in columns:
+            w = len(h) if len(h) > 10 else 10
+            v = r.get(key, "")
+            cells.append(f"{format(v, fmt) if v != '' else '':>{w}}")
+        print("  " + " ".join(cells), flush=True)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer depths and repeats (a few minutes on a CPU)")
+    parser.add_argument("--env", default="point_u_maze", help="env for the collection and training sections")
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--sections", nargs="+",
+                        default=["ceiling", "update", "collect", "buffer", "training", "memory"])
+    parser.add_argument("--out", default="docs/benchmarks/crl_bench.json")
+    args = parser.parse_args(argv)
+
+    depths = [4, 16, 64, 1024] if args.quick else [4, 16, 64, 256, 1024]
+    batches = [256] if args.quick else [256, 512]
+    repeats = 3 if args.quick else 10
+    rows: list[dict] = []
+    ceiling = matmul_ceiling(repeats=repeats)
+    rows.append(ceiling)
+    _print("matmul ceiling (float32)", [ceiling], [("n", "n", "d"), ("GFLOP/s", "flops", ".3e")])
+
+    if "update" in args.sections:
+        upd = []
+        for batch in batches:
+            for depth in depths:
+                reps = repeats if depth <= 64 else max(2, repeats // 3)
+                upd.append(bench_update(depth, 256, batch, reps, ceiling["flops"]))
+        rows += upd
+        _print("update (width 256)", upd, [("depth", "depth", "d"), ("batch", "batch", "d"),
+                                           ("compile s", "compile_s", ".2f"), ("update ms", "update_ms", ".1f"),
+                                           ("FLOP/s", "flops", ".3e"), ("of ceiling", "ceiling_ratio", ".2f")])
+    if "collect" in args.sections:
+        col = bench_collect(args.env, args.num_envs, repeats)
+        rows += col
+        _print(f"collection ({args.env})", col, [("num_envs", "num_envs", "d"), ("raw steps/s", "raw_steps_per_s", ".0f"),
+                                                 ("collect steps/s", "collect_steps_per_s", ".0f"),
+                                                 ("collect/raw time", "collect_over_raw_time", ".2f")])
+    if "buffer" in args.sections:
+        buf = bench_buffer(args.num_envs, 256, repeats)
+        rows += buf
+        _print("buffer (batch 256)", buf, [("capacity/env", "capacity_per_env", "d"), ("MiB", "buffer_mb", ".1f"),
+                                           ("insert ms", "insert_ms", ".3f"), ("sample ms", "sample_relabel_ms", ".3f")])
+    if "training" in args.sections:
+        tr = bench_training(args.env, args.num_envs, 4, max(2, repeats // 3))
+        rows += tr
+        _print(f"training step ({args.env}, depth 4)", tr,
+               [("env steps/s", "env_steps_per_s", ".0f"), ("step s", "training_step_s", ".2f"),
+                ("collect", "fraction_collect", ".2f"),
+                ("sample+relabel", "fraction_sample_relabel", ".2f"), ("sgd", "fraction_sgd", ".2f")])
+    if "memory" in args.sections:
+        mem = [update_memory(1024, 256, 256, remat) for remat in (False, True)]
+        rows += mem
+        _print("depth-1024 update memory (width 256, batch 256)", mem,
+               [("remat", "remat", ""), ("temp bytes", "temp_bytes", ",d"), ("peak bytes", "peak_bytes", ",d")])
+        print(f"  remat cuts the planned peak by {mem[0]['peak_bytes'] / max(mem[1]['peak_bytes'], 1):.1f}x")
+
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.machine(), "processor": platform.processor(), "devices": [str(d) for d in jax.devices()],
+            "jax": jax.__version__, "quick": args.quick}
+    result = {"meta": meta, "rows": rows}
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
