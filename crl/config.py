@@ -115,12 +115,22 @@ class CheckpointConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VideoConfig:
+    enabled: bool = False  # write <run dir>/videos/final.mp4 at the end of training
+    episodes: int = 2
+    every_epochs: int = 0  # 0: only at the end; N: also after every N-th epoch
+    width: int = 480
+    height: int = 480
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    video: VideoConfig = dataclasses.field(default_factory=VideoConfig)
     seed: int = 0
 
     def to_dict(self) -> dict:
@@ -250,6 +260,10 @@ def validate(cfg: Config) -> None:
     c = cfg.checkpoint
     _check(c.every_epochs >= 1, "checkpoint.every_epochs", c.every_epochs, "use a positive integer")
     _check(c.keep >= 1, "checkpoint.keep", c.keep, "use a positive integer")
+    v = cfg.video
+    _check(v.episodes >= 1, "video.episodes", v.episodes, "use a positive integer")
+    _check(v.every_epochs >= 0, "video.every_epochs", v.every_epochs, "use 0 (only at the end) or a positive integer")
+    _check(min(v.width, v.height) >= 16, "video.width", f"{v.width}x{v.height}", "use at least 16 x 16")
     _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
     try:
         import jax

@@ -67,6 +67,9 @@ def _main(dcfg: DictConfig) -> float:
     from crl.config import ConfigError, from_dict
     from crl.run import NonFiniteError, build_envs, run_training
 
+    import logging
+
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     try:
         container = OmegaConf.to_container(dcfg, resolve=True)
@@ -77,9 +80,6 @@ def _main(dcfg: DictConfig) -> float:
         _fail(EXIT_CONFIG, "config error", str(err))
 
     _enable_compilation_cache()
-    import logging
-
-    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
     try:
         row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(container)})
     except ConfigError as err:

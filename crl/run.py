@@ -104,7 +104,7 @@ def _check_same_config(cfg: Config, run_dir: pathlib.Path) -> None:
         theirs = json.loads(path.read_text())
         ignore = {"logging", "checkpoint"}  # how a run is logged/saved may change on resume
         for section in sorted(set(mine) | set(theirs)):
-            if section in ignore:
+            if section in ignore | {"video"}:
                 continue
             a, b = mine.get(section), theirs.get(section)
             if a != b:
@@ -186,6 +186,18 @@ class _StopRequest:
         os.kill(os.getpid(), self.signum)
 
 
+def _write_video(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, ts, name: str) -> None:
+    from crl.render import render_run_video
+
+    params = jax.device_get({"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha})
+    try:
+        info = render_run_video(run_dir, cfg, params, cfg.video.episodes, pathlib.Path("videos") / name,
+                                trainer=trainer, width=cfg.video.width, height=cfg.video.height, seed=cfg.seed)
+        log.info("video: %s (%d frames)", info["video"], info["frames"])
+    except Exception as err:  # a video must never cost the run
+        log.warning("video %s failed: %s: %s", name, err.__class__.__name__, err)
+
+
 # -- the loop ----------------------------------------------------------------------------
 
 
@@ -257,7 +269,8 @@ def run_training(
 
         bar = tqdm(total=t.num_epochs, initial=start_epoch, desc=cfg.env.id, unit="epoch", dynamic_ncols=True)
 
-    start = time.perf_counter()
+    # wall_time continues from the resumed run's last logged value
+    start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
     row: dict = {}
     last_saved = start_epoch
     with _StopRequest() as stop:
@@ -298,6 +311,8 @@ def run_training(
                 if (epoch + 1) % cfg.checkpoint.every_epochs == 0 or done or stop.signum is not None:
                     checkpointer.save(ts, epoch + 1, env_steps)
                     last_saved = epoch + 1
+                if cfg.video.enabled and cfg.video.every_epochs and (epoch + 1) % cfg.video.every_epochs == 0:
+                    _write_video(cfg, run_dir, trainer, ts, f"epoch_{epoch + 1:06d}.mp4")
                 if stop.signum is not None and not done:
                     log.warning("stopping after epoch %d on signal %d (checkpoint saved)", last_saved, stop.signum)
                     break
@@ -312,6 +327,8 @@ def run_training(
     if not row:  # the run had already finished: report its last logged epoch
         row = _last_csv_row(run_dir / "metrics.csv")
 
+    if cfg.video.enabled and start_epoch < t.num_epochs:
+        _write_video(cfg, run_dir, trainer, ts, "final.mp4")
     if cfg.logging.save_params:
         params = {"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha}
         tmp = run_dir / "params.msgpack.tmp"

@@ -9,8 +9,10 @@ from helpers import TINY, crl_train, read_csv
 
 def test_tiny_run_writes_tensorboard_csv_config_and_params(tmp_path):
     run_dir = tmp_path / "run"
-    result = crl_train(*TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    video = ["video.enabled=true", "video.episodes=1", "video.width=64", "video.height=64"]
+    result = crl_train(*TINY, *video, f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / "videos" / "final.mp4").stat().st_size > 0
     rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     for r in rows:

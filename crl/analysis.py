@@ -1,0 +1,153 @@
+"""Analysis helpers for depth studies: the critical-depth rule and critic value maps.
+
+The critical depth of a task
+----------------------------
+Take the seed means m_d and standard errors s_d of a metric (final time at goal) at each
+depth d of a sweep, depths sorted d_0 < d_1 < ... . The task's scale is its best mean,
+M = max_d m_d. Going from d_{i-1} to d_i, the gain g_i = m_i - m_{i-1} is *large* when
+
+    g_i > max(rel * M, k * sqrt(s_i^2 + s_{i-1}^2))        (defaults rel = 0.1, k = 2)
+
+that is, bigger than a tenth of the best the task reaches AND outside seed noise (two
+combined standard errors). The critical depth is the smallest d_i (i >= 1) with a large
+gain; there is none when no step qualifies (or nothing was learned, M <= 0). A depth
+measured with one seed has no standard error; it counts as 0, so only the relative part
+of the rule applies there (the result's `noise_checked` says so).
+
+Using the task's best mean (not the episode length) as the scale makes the rule work on
+tasks where even the best agent spends little time at the goal (the paper's ant U5 maze:
+about 61 of 1000 steps at depth 64, with the jump at depth 32).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticalDepth:
+    depth: int | None  # the critical depth, None when no step is large
+    gain: float  # m_i - m_{i-1} at that depth (NaN when none)
+    threshold: float  # the bound the gain exceeded (NaN when none)
+    task_max: float  # M, the best mean over depths
+    noise_checked: bool  # both depths of the step had a standard error
+
+
+def large_gain_threshold(task_max: float, se_low: float, se_high: float, rel: float = 0.1, k: float = 2.0) -> float:
+    """The bound a gain must exceed to count as large (see the module docstring)."""
+    se_low = 0.0 if se_low is None or math.isnan(se_low) else float(se_low)
+    se_high = 0.0 if se_high is None or math.isnan(se_high) else float(se_high)
+    return max(rel * task_max, k * math.sqrt(se_low**2 + se_high**2))
+
+
+def critical_depth(depths, means, ses=None, rel: float = 0.1, k: float = 2.0) -> CriticalDepth:
+    """The smallest depth whose gain over the next shallower depth is large.
+
+    depths, means, ses: one entry per depth (any order; ses may be None or hold NaN).
+    """
+    depths = np.asarray(depths)
+    means = np.asarray(means, dtype=float)
+    ses = np.full(means.shape, np.nan) if ses is None else np.asarray(ses, dtype=float)
+    if not (depths.shape == means.shape == ses.shape) or depths.ndim != 1:
+        raise ValueError("critical_depth: depths, means and ses must be 1-D and of one length")
+    order = np.argsort(depths, kind="stable")
+    depths, means, ses = depths[order], means[order], ses[order]
+    task_max = float(np.nanmax(means)) if means.size else math.nan
+    none = CriticalDepth(None, math.nan, math.nan, task_max, False)
+    if means.size < 2 or not task_max > 0:
+        return none
+    for i in range(1, len(depths)):
+        gain = means[i] - means[i - 1]
+        threshold = large_gain_threshold(task_max, ses[i - 1], ses[i], rel, k)
+        if gain > threshold:
+            checked = not (math.isnan(ses[i - 1]) or math.isnan(ses[i]))
+            return CriticalDepth(int(depths[i]), float(gain), float(threshold), task_max, checked)
+    return none
+
+
+def critical_depths(table, metric: str = "time_at_goal", depth: str = "critic_depth", by: str = "env",
+                    rel: float = 0.1, k: float = 2.0):
+    """Apply `critical_depth` per task to a `crl.collect.aggregate` table.
+
+    Uses the columns `<metric>_mean` and `<metric>_se`. Returns a DataFrame with one row
+    per task: by, critical_depth, gain, threshold, task_max, noise_checked.
+    """
+    import pandas as pd
+
+    rows = []
+    for task, group in table.groupby(by, sort=True):
+        result = critical_depth(group[depth], group[f"{metric}_mean"], group.get(f"{metric}_se"), rel, k)
+        rows.append({by: task, "critical_depth": result.depth, **{
+            f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name != "depth"
+        }})
+    return pd.DataFrame(rows)
+
+
+# -- critic value maps -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueMap:
+    """Critic energies on a grid over a 2-D maze.
+
+    values[i, j] is the energy at (x[i], y[j]); NaN inside walls. A maze cell (row r,
+    column c) is centred at (r * cell, c * cell), so `values` drawn as an image (first
+    axis down) looks like the layout's text; `extent` is imshow's (left, right, bottom, top).
+    """
+
+    values: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    goal: np.ndarray
+    walls: np.ndarray
+    cell_size: float
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        half = self.cell_size / 2
+        n_rows, n_cols = self.walls.shape
+        return (-half, (n_cols - 0.5) * self.cell_size, (n_rows - 0.5) * self.cell_size, -half)
+
+
+def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> ValueMap:
+    """f(phi(s, pi(s, g)), psi(g)) for s on a grid over the maze's free cells, g fixed.
+
+    trainer: a `crl.train.Trainer`; params: {"actor", "critic", ...} as
+    `crl.run.load_params` returns; env: a point maze (state = (x, y)); the action is
+    the deterministic policy's tanh(mean).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from crl import losses
+
+    maze = getattr(env, "maze", None)
+    if maze is None or env.state_dim != 2:
+        raise ValueError(f"value_map: {env.env_id} is not a 2-D maze whose state is (x, y)")
+    cell = float(env.params.cell_size)
+    walls = np.asarray(maze.walls)
+    n_rows, n_cols = walls.shape
+    step = cell / points_per_cell
+    # Sample points at the centres of a fine grid covering every cell.
+    x = (np.arange(n_rows * points_per_cell) + 0.5) * step - cell / 2
+    y = (np.arange(n_cols * points_per_cell) + 0.5) * step - cell / 2
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    states = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)
+    goal = np.asarray(goal, np.float32).reshape(-1)
+    goals = np.broadcast_to(goal, states.shape).astype(np.float32)
+
+    @jax.jit
+    def energies(actor_params, critic_params, s, g):
+        action = trainer.policy_deterministic(actor_params, s, g)
+        phi, psi = trainer.critic.apply({"params": critic_params}, s, action, g)
+        return losses.energy_pairs(phi, psi, trainer.cfg.train.energy)
+
+    values = np.asarray(energies(params["actor"], params["critic"], jnp.asarray(states), jnp.asarray(goals)))
+    values = values.reshape(xx.shape)
+    rows = np.floor(xx / cell + 0.5).astype(int).clip(0, n_rows - 1)
+    cols = np.floor(yy / cell + 0.5).astype(int).clip(0, n_cols - 1)
+    values = np.where(walls[rows, cols], np.nan, values)
+    return ValueMap(values=values, x=x, y=y, goal=goal, walls=walls, cell_size=cell)

@@ -1,0 +1,319 @@
+"""Results tables from run directories: one tidy row per run, learning curves, seed means.
+
+    from crl.collect import collect_runs, curves, aggregate
+    runs = collect_runs("multirun/2025-01-01_12-00-00")   # one row per run (final epoch)
+    table = aggregate(runs)                                # mean and standard error over seeds
+
+A run directory is any directory under the sweep that holds a `metrics.csv`; its
+`config.yaml` (or Hydra's `.hydra/config.yaml`) gives the settings and `run_info.json`
+the parameter counts. The console script `crl-collect` wraps these functions.
+
+`load_run` turns a run directory back into (Config, Trainer, params) for analysis and
+rendering; it imports JAX only when called, so the tables stay quick to build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import yaml
+
+# Settings that identify a run's configuration, and where they live in config.yaml.
+CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
+    "env": ("env", "id"),
+    "actor_depth": ("network", "actor_depth"),
+    "critic_depth": ("network", "critic_depth"),
+    "actor_width": ("network", "actor_width"),
+    "critic_width": ("network", "critic_width"),
+    "batch_size": ("train", "batch_size"),
+    "activation": ("network", "activation"),
+    "layer_norm": ("network", "layer_norm"),
+    "residual": ("network", "residual"),
+    "num_envs": ("train", "num_envs"),
+    "episode_length": ("env", "episode_length"),
+    "seed": ("seed",),
+}
+# The columns `aggregate` groups by (every setting except the seed).
+GROUP_COLUMNS = [c for c in CONFIG_COLUMNS if c != "seed"]
+METRIC_COLUMNS = ["time_at_goal", "success_any", "final_dist", "min_dist", "episode_length_eval"]
+
+
+class CollectError(RuntimeError):
+    """A sweep directory that cannot be read (nothing in it, or a broken run)."""
+
+
+# -- reading one run ----------------------------------------------------------------------
+
+
+def run_dirs(sweep_dir: str | pathlib.Path) -> list[pathlib.Path]:
+    """Every directory under `sweep_dir` (itself included) that holds a metrics.csv, sorted."""
+    root = pathlib.Path(sweep_dir)
+    if not root.is_dir():
+        raise CollectError(f"{root}: not a directory")
+    found = {p.parent for p in root.rglob("metrics.csv")}
+    return sorted(found, key=_natural_key)
+
+
+def _natural_key(path: pathlib.Path):
+    """Sort `2_x` before `10_x`: Hydra numbers its multirun jobs."""
+    rel = path.name
+    head = rel.split("_", 1)[0]
+    return (int(head) if head.isdigit() else math.inf, str(path))
+
+
+def read_config(run_dir: str | pathlib.Path) -> dict:
+    """The run's resolved config as a nested dict (config.yaml, else .hydra/config.yaml)."""
+    run_dir = pathlib.Path(run_dir)
+    for candidate in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if candidate.is_file():
+            data = yaml.safe_load(candidate.read_text()) or {}
+            data.pop("hydra", None)
+            return data
+    raise CollectError(f"{run_dir}: no config.yaml (nor .hydra/config.yaml)")
+
+
+def _dig(cfg: dict, path: tuple[str, ...]):
+    node = cfg
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _config_row(run_dir: pathlib.Path, cfg: dict) -> dict:
+    row = {name: _dig(cfg, path) for name, path in CONFIG_COLUMNS.items()}
+    info_path = run_dir / "run_info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    actor, critic = info.get("actor_params"), info.get("critic_params")
+    row["actor_params"] = actor
+    row["critic_params"] = critic
+    row["param_count"] = actor + critic if actor is not None and critic is not None else None
+    row["num_epochs"] = _dig(cfg, ("train", "num_epochs"))
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    row["overrides"] = " ".join(yaml.safe_load(overrides.read_text()) or []) if overrides.is_file() else ""
+    return row
+
+
+def _read_metrics(run_dir: pathlib.Path) -> pd.DataFrame:
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    # eval/x -> x (the headline metrics); train/* keep their prefix.
+    renamed = {c: c[len("eval/"):] for c in metrics.columns if c.startswith("eval/")}
+    renamed["eval/episode_length"] = "episode_length_eval"  # not the configured env.episode_length
+    return metrics.rename(columns=renamed)
+
+
+def _runs(sweep_dir) -> list[tuple[pathlib.Path, dict, pd.DataFrame]]:
+    out = []
+    for run_dir in run_dirs(sweep_dir):
+        try:
+            cfg = read_config(run_dir)
+            metrics = _read_metrics(run_dir)
+        except (CollectError, pd.errors.EmptyDataError, yaml.YAMLError) as err:
+            warnings.warn(f"skipping {run_dir}: {err}", stacklevel=3)
+            continue
+        if metrics.empty:
+            warnings.warn(f"skipping {run_dir}: metrics.csv has no epoch yet", stacklevel=3)
+            continue
+        out.append((run_dir, _config_row(run_dir, cfg), metrics))
+    if not out:
+        raise CollectError(f"{sweep_dir}: no run directory with a non-empty metrics.csv under it")
+    return out
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+def collect_runs(sweep_dir: str | pathlib.Path) -> pd.DataFrame:
+    """One row per run from its final epoch.
+
+    Columns: the settings (env, actor_depth, critic_depth, actor_width, critic_width,
+    batch_size, activation, layer_norm, residual, num_envs, episode_length, seed), the
+    final epoch's counters and metrics (epoch, env_steps, sgd_steps, wall_time,
+    time_at_goal, success_any, final_dist, min_dist, ...), param_count (actor + critic)
+    with actor_params and critic_params, `complete` (the run reached its last epoch),
+    `overrides` (Hydra's command-line overrides of that job) and `path`.
+    """
+    rows = []
+    for run_dir, config_row, metrics in _runs(sweep_dir):
+        last = metrics.iloc[-1].to_dict()
+        row = {**config_row, **last, "path": str(run_dir)}
+        row["complete"] = bool(config_row["num_epochs"] is not None and int(last["epoch"]) >= config_row["num_epochs"])
+        rows.append(row)
+    return _tidy(pd.DataFrame(rows))
+
+
+def curves(sweep_dir: str | pathlib.Path) -> pd.DataFrame:
+    """Every epoch of every run: the settings columns repeated on each of its rows."""
+    frames = []
+    for run_dir, config_row, metrics in _runs(sweep_dir):
+        frame = metrics.copy()
+        for name, value in {**config_row, "path": str(run_dir)}.items():
+            frame[name] = value
+        frames.append(frame)
+    return _tidy(pd.concat(frames, ignore_index=True))
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Settings first, then counters and metrics, then the rest; integer settings as ints."""
+    for name in ("actor_depth", "critic_depth", "actor_width", "critic_width", "batch_size", "seed",
+                 "num_envs", "episode_length", "param_count", "actor_params", "critic_params", "epoch",
+                 "env_steps", "sgd_steps"):
+        if name in df and df[name].notna().all():
+            df[name] = df[name].astype("int64")
+    first = [c for c in CONFIG_COLUMNS if c in df]
+    first += [c for c in ("epoch", "env_steps", "sgd_steps", "wall_time", *METRIC_COLUMNS, "param_count") if c in df]
+    last = [c for c in ("actor_params", "critic_params", "num_epochs", "complete", "overrides", "path") if c in df]
+    middle = [c for c in df.columns if c not in first and c not in last]
+    return df[first + middle + last]
+
+
+def standard_error(values) -> float:
+    """Standard error of the mean (sample std / sqrt(n)); NaN for fewer than two values."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size < 2:
+        return math.nan
+    return float(np.std(values, ddof=1) / math.sqrt(values.size))
+
+
+def aggregate(
+    df: pd.DataFrame,
+    metrics: tuple[str, ...] = ("time_at_goal", "success_any"),
+    by: list[str] | None = None,
+) -> pd.DataFrame:
+    """Mean and standard error over seeds: one row per configuration.
+
+    Groups by every settings column except `seed` (or by `by`). Output columns: the
+    group keys, `n_seeds`, `<metric>_mean` and `<metric>_se` for each metric, and the
+    group's `param_count`, mean `env_steps` and mean `wall_time` where present.
+    A group of one seed has a NaN standard error.
+    """
+    keys = [c for c in (by or GROUP_COLUMNS) if c in df]
+    if not keys:
+        raise CollectError(f"aggregate: none of the grouping columns {by or GROUP_COLUMNS} is in the table")
+    rows = []
+    for group_values, group in df.groupby(keys, dropna=False, sort=True):
+        if not isinstance(group_values, tuple):
+            group_values = (group_values,)
+        row = dict(zip(keys, group_values))
+        row["n_seeds"] = int(group["seed"].nunique()) if "seed" in group else len(group)
+        for metric in metrics:
+            if metric not in group:
+                continue
+            row[f"{metric}_mean"] = float(group[metric].mean())
+            row[f"{metric}_se"] = standard_error(group[metric])
+        for extra in ("env_steps", "wall_time"):
+            if extra in group:
+                row[extra] = float(group[extra].mean())
+        if "param_count" in group:
+            row["param_count"] = group["param_count"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- loading a trained run ---------------------------------------------------------------
+
+
+def load_config(run_dir: str | pathlib.Path):
+    """The run's `crl.config.Config`, validated."""
+    from crl.config import from_dict
+
+    return from_dict(read_config(run_dir))
+
+
+def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None = None):
+    """(cfg, trainer, params) of a finished run; `params` is the dict that
+    `crl.run.load_params` returns ({"actor", "critic", "log_alpha"}).
+
+    `params_path` reads another params file of the same run (default: run_dir/params.msgpack).
+    """
+    from flax import serialization
+
+    from crl.run import build_envs, load_params
+    from crl.train import Trainer
+
+    run_dir = pathlib.Path(run_dir)
+    cfg = load_config(run_dir)
+    env, eval_env = build_envs(cfg)
+    trainer = Trainer(cfg, env, eval_env)
+    path = pathlib.Path(params_path) if params_path else run_dir / "params.msgpack"
+    if not path.is_file():
+        raise CollectError(f"{path}: no such params file (was the run finished with logging.save_params=true?)")
+    if path.name == "params.msgpack":
+        return cfg, trainer, load_params(path.parent, trainer)
+    import jax
+
+    # Only the structure is needed as a template: eval_shape builds it without computing.
+    learner = jax.eval_shape(trainer.init_learner, jax.random.PRNGKey(0))
+    target = {"actor": learner["actor_params"], "critic": learner["critic_params"], "log_alpha": np.zeros((), np.float32)}
+    return cfg, trainer, serialization.from_bytes(target, path.read_bytes())
+
+
+# -- the console script -----------------------------------------------------------------
+
+
+def _check_out(out: pathlib.Path) -> None:
+    """Reject an output file we cannot write before reading any run."""
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise CollectError(f"--out {out}: unknown table format {suffix or '(none)'!r}; use .csv or .parquet")
+    if suffix != ".csv" and importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        raise CollectError(f"--out {out}: writing parquet needs pyarrow (pip install pyarrow); or write a .csv")
+
+
+def _write(df: pd.DataFrame, out: pathlib.Path) -> None:
+    _check_out(out)
+    if out.suffix.lower() == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="crl-collect",
+        description="Tabulate a sweep: one row per run (final epoch), or seed means with --aggregate.",
+    )
+    parser.add_argument("sweep_dir", type=pathlib.Path, help="a multirun directory (or any folder of run dirs)")
+    parser.add_argument("--out", type=pathlib.Path, help="write the table to this .csv or .parquet file")
+    parser.add_argument("--aggregate", action="store_true", help="mean and standard error over seeds")
+    parser.add_argument("--curves", action="store_true", help="every epoch of every run instead of the final one")
+    args = parser.parse_args(argv)
+    if args.aggregate and args.curves:
+        parser.error("--aggregate and --curves do not combine")
+    try:
+        if args.out is not None:
+            _check_out(args.out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            df = curves(args.sweep_dir) if args.curves else collect_runs(args.sweep_dir)
+        if args.aggregate:
+            df = aggregate(df)
+        if args.out is not None:
+            _write(df, args.out)
+            print(f"crl-collect: wrote {len(df)} rows to {args.out}")
+        else:
+            with pd.option_context("display.max_columns", None, "display.width", 200):
+                shown = df.drop(columns=[c for c in ("path", "overrides") if c in df])
+                print(shown.to_string(index=False))
+    except CollectError as err:
+        print(f"crl-collect: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cli() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,426 @@
+"""Experiment tooling: paper presets (grids and composition), launcher presets, results
+tables (crl.collect, crl-collect) and the critical-depth rule (crl.analysis)."""
+
+import itertools
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+EXPERIMENTS = CONF / "experiment"
+
+PAPER_TASKS = [
+    "arm_binpick_hard", "arm_push_easy", "arm_push_hard", "ant_u4_maze", "ant_u5_maze",
+    "ant_big_maze", "ant_hardest_maze", "humanoid", "humanoid_u_maze", "humanoid_big_maze",
+]
+DEPTHS = [4, 8, 16, 32, 64]
+
+# preset -> (its sweep grid, the number of runs)
+EXPECTED = {
+    "main_table": ({"env": PAPER_TASKS, "network.depth": DEPTHS, "seed": [0, 1, 2, 3, 4]}, 250),
+    "width_vs_depth": (
+        {
+            "env": ["humanoid", "ant_big_maze", "arm_push_easy"],
+            "+experiment/arch": ["d4_w256", "d4_w512", "d4_w1024", "d4_w2048", "d8_w256", "d32_w256"],
+            "seed": [0, 1, 2],
+        },
+        54,
+    ),
+    "batch_vs_depth": (
+        {"env": ["humanoid"], "train.batch_size": [128, 256, 512, 1024, 2048], "network.depth": DEPTHS, "seed": [0, 1, 2]},
+        75,
+    ),
+    "actor_vs_critic_depth": (
+        {
+            "env": ["humanoid", "ant_big_maze", "arm_push_easy"],
+            "network.actor_depth": DEPTHS,
+            "network.critic_depth": DEPTHS,
+            "seed": [0, 1, 2],
+        },
+        225,
+    ),
+    "deep_runs": ({"env": ["humanoid_u_maze"], "+experiment/arch": ["d256", "d512", "a512_c1024"], "seed": [0, 1]}, 6),
+    "ablations": (
+        {
+            "env": ["humanoid", "ant_big_maze"],
+            "+experiment/ablation": ["baseline", "no_layer_norm", "relu", "no_residual"],
+            "network.depth": [4, 32],
+            "seed": [0, 1, 2],
+        },
+        48,
+    ),
+    "cpu_point_depth_sweep": ({"env": ["point_u_maze"], "network.depth": [0, 4, 8, 16], "seed": [0, 1]}, 8),
+}
+
+# What the variant files must set (network keys), so the grids mean what they say.
+ARCH = {
+    "d4_w256": {"depth": 4, "width": 256}, "d4_w512": {"depth": 4, "width": 512},
+    "d4_w1024": {"depth": 4, "width": 1024}, "d4_w2048": {"depth": 4, "width": 2048},
+    "d8_w256": {"depth": 8, "width": 256}, "d32_w256": {"depth": 32, "width": 256},
+    "d256": {"actor_depth": 256, "critic_depth": 256, "remat": True},
+    "d512": {"actor_depth": 512, "critic_depth": 512, "remat": True},
+    "a512_c1024": {"actor_depth": 512, "critic_depth": 1024, "remat": True},
+}
+ABLATION = {
+    "baseline": {"layer_norm": True, "activation": "swish", "residual": True},
+    "no_layer_norm": {"layer_norm": False, "activation": "swish", "residual": True},
+    "relu": {"layer_norm": True, "activation": "relu", "residual": True},
+    "no_residual": {"layer_norm": True, "activation": "swish", "residual": False},
+}
+
+
+def _values(text) -> list:
+    """A sweep value string ('a,b,c') as a list of YAML scalars."""
+    return [yaml.safe_load(v.strip()) for v in str(text).split(",")]
+
+
+def sweep_grid(params: dict) -> dict:
+    return {key: _values(value) for key, value in params.items()}
+
+
+def jobs(grid: dict) -> list[list[str]]:
+    keys = list(grid)
+    return [[f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*grid.values())]
+
+
+# -- presets: the grids, read from the files (no env config needed) -------------------------
+
+
+def test_every_preset_is_known():
+    assert sorted(p.stem for p in EXPERIMENTS.glob("*.yaml")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_file_lists_the_grid_and_documents_compute(name):
+    path = EXPERIMENTS / f"{name}.yaml"
+    text = path.read_text()
+    assert text.startswith("# @package _global_"), name
+    assert "Compute" in text, f"{name}: the header must say what compute the preset needs"
+    data = yaml.safe_load(text)
+    grid = sweep_grid(data["hydra"]["sweeper"]["params"])
+    expected, runs = EXPECTED[name]
+    assert grid == expected
+    assert len(jobs(grid)) == runs
+    assert f"multirun/{name}/" in data["hydra"]["sweep"]["dir"]
+    for group, variants in (("+experiment/arch", ARCH), ("+experiment/ablation", ABLATION)):
+        for choice in grid.get(group, []):
+            assert choice in variants, f"{name}: {group}={choice} is not a known variant"
+            assert (EXPERIMENTS / group.split("/")[1] / f"{choice}.yaml").is_file()
+
+
+# -- presets: composed by Hydra ---------------------------------------------------------------
+
+
+def compose(overrides, hydra_config=False):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_composes_and_hydra_sees_its_grid(name):
+    cfg = compose([f"+experiment={name}"], hydra_config=True)
+    grid = sweep_grid(dict(cfg.hydra.sweeper.params))
+    assert grid == EXPECTED[name][0]
+
+
+def _validate(overrides):
+    from omegaconf import OmegaConf
+
+    from crl.config import from_dict
+
+    cfg = compose(overrides)
+    return from_dict(OmegaConf.to_container(cfg, resolve=True))
+
+
+def test_cpu_point_depth_sweep_every_job_composes_and_validates():
+    from crl.run import build_envs
+
+    grid, runs = EXPECTED["cpu_point_depth_sweep"]
+    configs = [_validate(["+experiment=cpu_point_depth_sweep", *job]) for job in jobs(grid)]
+    assert len(configs) == runs
+    assert sorted({(c.network.actor_depth, c.network.critic_depth) for c in configs}) == [(0, 0), (4, 4), (8, 8), (16, 16)]
+    assert sorted({c.seed for c in configs}) == [0, 1]
+    for cfg in configs[:: len(grid["seed"])]:
+        build_envs(cfg)  # the env exists and accepts its parameters (nothing compiles)
+
+
+def one_axis_at_a_time(grid: dict) -> list[list[str]]:
+    """Jobs that together use every value of every axis (the other axes at their first
+    value): enough to show each value composes, at the cost of a sum, not a product."""
+    first = {k: v[0] for k, v in grid.items()}
+    seen, out = set(), []
+    for key, values in grid.items():
+        for value in values:
+            job = tuple(f"{k}={value if k == key else first[k]}" for k in grid)
+            if job not in seen:
+                seen.add(job)
+                out.append(list(job))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_point_depth_sweep"}))
+def test_preset_jobs_compose_where_their_env_configs_exist(name):
+    """The paper presets' tasks get their conf/env files from the env families; every grid
+    value must compose and validate with each task whose env file is present."""
+    grid = dict(EXPECTED[name][0])
+    present = [e for e in grid["env"] if (CONF / "env" / f"{e}.yaml").is_file()]
+    if not present:
+        pytest.skip(f"no conf/env file yet for any task of {name}: {', '.join(grid['env'])}")
+    grid["env"], grid["seed"] = present, grid["seed"][:1]
+    for job in one_axis_at_a_time(grid):
+        cfg = _validate([f"+experiment={name}", *job])
+        chosen = dict(o.split("=", 1) for o in job)
+        assert cfg.env.id == chosen["env"]
+        net = cfg.network
+        for group, variants in (("+experiment/arch", ARCH), ("+experiment/ablation", ABLATION)):
+            if group in chosen:
+                for key, value in variants[chosen[group]].items():
+                    assert getattr(net, key) == value, (job, key)
+        if "network.depth" in chosen:
+            assert net.actor_depth == net.critic_depth == int(chosen["network.depth"])
+        for key in ("network.actor_depth", "network.critic_depth", "train.batch_size"):
+            if key in chosen:
+                section, field = key.split(".")
+                assert getattr(getattr(cfg, section), field) == int(chosen[key]), (job, key)
+
+
+def test_variant_files_set_what_their_names_say():
+    for name, expected in ARCH.items():
+        cfg = _validate([f"+experiment/arch={name}"])
+        for key, value in expected.items():
+            assert getattr(cfg.network, key) == value, (name, key)
+    for name, expected in ABLATION.items():
+        cfg = _validate([f"+experiment/ablation={name}"])
+        for key, value in expected.items():
+            assert getattr(cfg.network, key) == value, (name, key)
+
+
+def test_launcher_presets_compose():
+    cfg = compose(["hydra/launcher=joblib"], hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    for name, target in (("submitit_local", "LocalLauncher"), ("submitit_slurm", "SlurmLauncher")):
+        assert compose([f"hydra/launcher={name}"], hydra_config=True).hydra.launcher._target_.endswith(target)
+    gpu = compose(["hydra/launcher=slurm_gpu"], hydra_config=True).hydra.launcher
+    assert gpu._target_.endswith("SlurmLauncher")
+    assert gpu.gres == "gpu:1" and gpu.cpus_per_task >= 1 and gpu.timeout_min >= 60
+    assert gpu.max_num_timeout > 0, "a timed-out job must be requeued (it resumes from its checkpoint)"
+    cpu = compose(["hydra/launcher=slurm_cpu"], hydra_config=True).hydra.launcher
+    assert cpu._target_.endswith("SlurmLauncher") and cpu.max_num_timeout > 0
+
+
+def test_command_line_narrows_a_preset_sweep():
+    """`crl-train -m +experiment=X seed=0` replaces the preset's seed axis (Hydra's rule)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose(["+experiment=main_table"], hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()] + ["seed=0", "env=humanoid,ant_big_maze"]
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    assert len(batches[0]) == 2 * 5
+
+
+# -- results tables -------------------------------------------------------------------------------
+
+
+def fake_run(root: pathlib.Path, name: str, env="point_u_maze", depth=4, width=256, batch=256, seed=0,
+             final=10.0, epochs=3, num_epochs=3, params=(1000, 2000)) -> pathlib.Path:
+    """A run dir as crl-train writes it: config.yaml, metrics.csv, run_info.json."""
+    run = root / name
+    run.mkdir(parents=True)
+    cfg = {
+        "env": {"id": env, "eval_id": None, "episode_length": 100, "params": {}},
+        "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
+                    "actor_width": width, "critic_width": width, "activation": "swish",
+                    "layer_norm": True, "residual": True},
+        "train": {"batch_size": batch, "num_envs": 64, "num_epochs": num_epochs},
+        "seed": seed,
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rows = [
+        {"epoch": e, "env_steps": 1000 * e, "sgd_steps": 10 * e, "wall_time": 2.0 * e,
+         "eval/episode_length": 100.0, "eval/time_at_goal": final * e / epochs, "eval/success_any": 0.1 * e,
+         "train/critic_loss": 1.0 / e}
+        for e in range(1, epochs + 1)
+    ]
+    pd.DataFrame(rows).to_csv(run / "metrics.csv", index=False)
+    (run / "run_info.json").write_text(json.dumps({"actor_params": params[0], "critic_params": params[1]}))
+    return run
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    root = tmp_path / "sweep"
+    n = 0
+    for depth, finals in ((4, (10.0, 14.0)), (8, (40.0, 44.0))):
+        for seed, final in enumerate(finals):
+            fake_run(root, f"{n}_point_u_maze_a{depth}_c{depth}_w256_b256_s{seed}", depth=depth, seed=seed, final=final)
+            n += 1
+    fake_run(root, f"{n}_point_u_maze_a8_c8_w256_b256_s2", depth=8, seed=2, final=5.0, epochs=1)  # still running
+    (root / "99_broken").mkdir()
+    (root / "99_broken" / "metrics.csv").write_text("")  # no epoch yet: skipped with a warning
+    return root
+
+
+def test_collect_runs_gives_one_tidy_row_per_run(sweep):
+    from crl.collect import collect_runs
+
+    with pytest.warns(UserWarning, match="99_broken"):
+        df = collect_runs(sweep)
+    assert len(df) == 5
+    for column in ("env", "actor_depth", "critic_depth", "actor_width", "critic_width", "batch_size", "seed",
+                   "env_steps", "time_at_goal", "success_any", "wall_time", "param_count", "path"):
+        assert column in df, column
+    first = df.iloc[0]
+    assert (first.env, first.critic_depth, first.seed, first.epoch, first.env_steps) == ("point_u_maze", 4, 0, 3, 3000)
+    assert first.time_at_goal == pytest.approx(10.0) and first.param_count == 3000
+    assert first.wall_time == pytest.approx(6.0)
+    assert list(df.complete) == [True, True, True, True, False]
+    assert df.episode_length.iloc[0] == 100 and df.episode_length_eval.iloc[0] == 100.0
+
+
+def test_curves_keep_every_epoch(sweep):
+    from crl.collect import curves
+
+    with pytest.warns(UserWarning):
+        df = curves(sweep)
+    assert len(df) == 4 * 3 + 1
+    one = df[df.path.str.contains("/1_point")]
+    assert list(one.epoch) == [1, 2, 3] and list(one.seed) == [1, 1, 1]
+    assert one.time_at_goal.tolist() == pytest.approx([14 / 3, 28 / 3, 14.0])
+
+
+def test_aggregate_gives_mean_and_standard_error_over_seeds(sweep):
+    from crl.collect import aggregate, collect_runs
+
+    with pytest.warns(UserWarning):
+        table = aggregate(collect_runs(sweep))
+    assert list(table.critic_depth) == [4, 8] and list(table.n_seeds) == [2, 3]
+    assert table.time_at_goal_mean.tolist() == pytest.approx([12.0, 89 / 3])
+    se8 = np.std([40.0, 44.0, 5.0], ddof=1) / math.sqrt(3)
+    assert table.time_at_goal_se.tolist() == pytest.approx([np.std([10.0, 14.0], ddof=1) / math.sqrt(2), se8])
+    single = aggregate(collect_runs(sweep).query("seed == 0"))
+    assert single.time_at_goal_se.isna().all()  # one seed: no standard error
+
+
+def crl_collect(*args, capsys=None):
+    """Run the console script's main in this process (its imports are already paid for)."""
+    from crl.collect import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_crl_collect_writes_csv_and_aggregates(sweep, tmp_path, capsys):
+    out = tmp_path / "table.csv"
+    code, stdout, err = crl_collect(sweep, "--out", out, capsys=capsys)
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == 5 and "wrote 5 rows" in stdout
+    code, _, err = crl_collect(sweep, "--aggregate", "--out", out, capsys=capsys)
+    assert code == 0, err
+    assert list(pd.read_csv(out).n_seeds) == [2, 3]
+    code, stdout, _ = crl_collect(sweep, "--aggregate", capsys=capsys)
+    assert code == 0 and "time_at_goal_mean" in stdout
+    code, stdout, _ = crl_collect(sweep, "--curves", "--out", out, capsys=capsys)
+    assert code == 0 and len(pd.read_csv(out)) == 13
+
+
+def test_crl_collect_errors_are_one_line(tmp_path, sweep, capsys):
+    code, _, err = crl_collect(tmp_path / "nowhere", capsys=capsys)
+    assert code == 2 and err.startswith("crl-collect: ") and "not a directory" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = crl_collect(empty, capsys=capsys)
+    assert code == 2 and "no run directory" in err
+    code, _, err = crl_collect(sweep, "--out", tmp_path / "table.xlsx", capsys=capsys)
+    assert code == 2 and ".csv or .parquet" in err
+    import importlib.util
+
+    code, _, err = crl_collect(sweep, "--out", tmp_path / "table.parquet", capsys=capsys)
+    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        assert code == 2 and "pyarrow" in err and err.count("\n") == 1
+    else:
+        assert code == 0 and len(pd.read_parquet(tmp_path / "table.parquet")) == 5
+    # The console script is installed and wired to the same main.
+    result = subprocess.run([sys.executable, "-m", "crl.collect", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "--aggregate" in result.stdout
+
+
+# -- the critical-depth rule ---------------------------------------------------------------------
+
+
+def test_critical_depth_finds_the_first_large_jump():
+    from crl.analysis import critical_depth
+
+    # The paper's ant U5 maze shape: nothing until depth 32. M = 61, 10% = 6.1.
+    result = critical_depth([4, 8, 16, 32, 64], [1.0, 2.0, 4.0, 40.0, 61.0], [0.7, 1.0, 1.5, 10.0, 18.0])
+    assert result.depth == 32 and result.gain == pytest.approx(36.0) and result.noise_checked
+    assert result.threshold == pytest.approx(max(6.1, 2 * math.hypot(1.5, 10.0)))
+    # Order of the inputs does not matter.
+    assert critical_depth([64, 4, 32, 16, 8], [61.0, 1.0, 40.0, 4.0, 2.0]).depth == 32
+
+
+def test_critical_depth_ignores_jumps_inside_seed_noise_or_too_small():
+    from crl.analysis import critical_depth
+
+    # 4 -> 8 gains 30 but the standard errors (20 each) make 2 x 28.3 = 56.6 the bound.
+    noisy = critical_depth([4, 8, 16], [10.0, 40.0, 45.0], [20.0, 20.0, 1.0])
+    assert noisy.depth is None
+    # A gain outside the noise but under 10% of the best mean is not large either.
+    small = critical_depth([4, 8, 16], [100.0, 108.0, 200.0], [0.1, 0.1, 0.1])
+    assert small.depth == 16
+    # Nothing learned at any depth: no critical depth.
+    assert critical_depth([4, 8], [0.0, 0.0], [0.0, 0.0]).depth is None
+    # One seed (NaN standard errors): only the relative bound applies, and the result says so.
+    single = critical_depth([4, 8], [1.0, 50.0], [float("nan")] * 2)
+    assert single.depth == 8 and not single.noise_checked
+
+
+def test_critical_depths_per_task_from_an_aggregate_table():
+    from crl.analysis import critical_depths
+
+    table = pd.DataFrame({
+        "env": ["a", "a", "a", "b", "b"],
+        "critic_depth": [4, 8, 16, 4, 8],
+        "time_at_goal_mean": [5.0, 50.0, 60.0, 10.0, 11.0],
+        "time_at_goal_se": [1.0, 2.0, 2.0, 1.0, 1.0],
+    })
+    result = critical_depths(table).set_index("env")
+    assert result.loc["a", "critical_depth"] == 8
+    assert result.loc["b", "critical_depth"] is None or pd.isna(result.loc["b", "critical_depth"])
+
+
+# -- critic value maps --------------------------------------------------------------------------
+
+
+def test_value_map_masks_walls_and_is_finite_in_free_cells(key):
+    import jax
+
+    from crl.analysis import value_map
+    from crl.config import from_dict
+    from crl.run import build_envs
+    from crl.train import Trainer
+
+    cfg = from_dict({"network": {"depth": 0, "width": 8}})
+    env, eval_env = build_envs(cfg)
+    trainer = Trainer(cfg, env, eval_env)
+    learner = trainer.init_learner(key)
+    params = {"actor": learner["actor_params"], "critic": learner["critic_params"]}
+    vm = value_map(trainer, params, env, goal=[3.0, 1.0], points_per_cell=4)
+    walls = env.maze.walls
+    assert vm.values.shape == (walls.shape[0] * 4, walls.shape[1] * 4)
+    wall_pixels = np.kron(walls, np.ones((4, 4), bool))
+    assert np.isnan(vm.values[wall_pixels]).all()
+    assert np.isfinite(vm.values[~wall_pixels]).all()
+    assert jax.numpy.asarray(vm.values[~wall_pixels]).max() <= 0  # -||phi - psi|| energies
