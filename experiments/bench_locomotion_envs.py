@@ -1,0 +1,147 @@
+"""Env steps per second of the Brax locomotion envs, as the trainer runs them.
+
+For each training id and each number of vectorised envs, a jitted `lax.scan` of random
+actions through `envs.wrappers.TrainingEnv` (vmap, truncation and auto-reset included)
+is compiled once, run once to warm up, then timed; the best of `--repeats` runs counts.
+Mazes of one robot share a compiled program (the maze is passed as data), so the compile
+column is ~0 for the second and later mazes of a robot.
+
+    python experiments/bench_locomotion_envs.py                  # every id, 1/64/512 envs
+    python experiments/bench_locomotion_envs.py --quick          # fewer steps, 1/64 envs
+    python experiments/bench_locomotion_envs.py --ids ant,humanoid_u_maze --backend mjx
+
+Prints a table and writes JSON (--out, default docs/benchmarks/locomotion_envs.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from envs.locomotion import TRAINING_IDS, make  # noqa: E402
+from envs.wrappers import TrainingEnv  # noqa: E402
+
+STEP_BUDGET = 8192  # env steps per timed call (spread over the vectorised envs)
+
+
+def steps_per_call(num_envs: int, quick: bool) -> int:
+    budget = STEP_BUDGET // 4 if quick else STEP_BUDGET
+    return max(8, min(1000, budget // num_envs))
+
+
+_PROGRAMS: dict = {}
+
+
+def _programs(env, num_envs: int, length: int):
+    """(reset, rollout) jitted once per (scene, num_envs, length), the task as an argument."""
+    key = (id(env.scene), num_envs, length)
+    if key not in _PROGRAMS:
+
+        def reset(task, rng):
+            return TrainingEnv(env.with_task(task)).reset(rng, num_envs)
+
+        def rollout(task, state, rng):
+            training = TrainingEnv(env.with_task(task))
+
+            def body(s, k):
+                action = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
+                return training.step(s, action), None
+
+            state, _ = jax.lax.scan(body, state, jax.random.split(rng, length))
+            return state
+
+        _PROGRAMS[key] = (jax.jit(reset), jax.jit(rollout))
+    return _PROGRAMS[key]
+
+
+def measure(env_id: str, backend: str, num_envs: int, quick: bool, repeats: int) -> dict:
+    env = make(env_id, backend=backend)
+    length = steps_per_call(num_envs, quick)
+    reset, rollout = _programs(env, num_envs, length)
+    rng = jax.random.PRNGKey(0)
+    start = time.perf_counter()
+    state = reset(env.task, rng)
+    state = rollout(env.task, state, rng)  # compiles (or reuses another maze's program)
+    jax.block_until_ready(state)
+    compile_s = time.perf_counter() - start
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        state = rollout(env.task, state, jax.random.fold_in(rng, i + 1))
+        jax.block_until_ready(state)
+        best = min(best, time.perf_counter() - start)
+    finite = bool(jnp.isfinite(state.obs).all())
+    return {
+        "env_id": env_id,
+        "backend": backend,
+        "num_envs": num_envs,
+        "steps_per_call": num_envs * length,
+        "seconds": best,
+        "env_steps_per_second": num_envs * length / best,
+        "first_call_seconds": compile_s,
+        "finite": finite,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ids", default=",".join(TRAINING_IDS), help="comma-separated env ids")
+    parser.add_argument("--num-envs", default=None, help="comma-separated (default 1,64,512; --quick 1,64)")
+    parser.add_argument("--backend", default="spring", help="spring | generalized | positional | mjx")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the steps; 1 and 64 envs")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "locomotion_envs.json"))
+    args = parser.parse_args(argv)
+
+    ids = [i for i in args.ids.split(",") if i]
+    sizes = [int(n) for n in (args.num_envs or ("1,64" if args.quick else "1,64,512")).split(",")]
+    # Fail before any compiling on a bad id or backend (one line naming the key).
+    for env_id in ids:
+        make(env_id, backend=args.backend)
+
+    header = f"{'env id':<24}{'backend':<12}{'envs':>6}{'steps/s':>12}{'first call s':>14}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for env_id in ids:
+        for n in sizes:
+            row = measure(env_id, args.backend, n, args.quick, args.repeats)
+            rows.append(row)
+            flag = "" if row["finite"] else "  NON-FINITE"
+            print(f"{env_id:<24}{args.backend:<12}{n:>6}{row['env_steps_per_second']:>12,.0f}"
+                  f"{row['first_call_seconds']:>14.1f}{flag}", flush=True)
+
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "locomotion env steps per second (TrainingEnv, random actions)",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "jax_devices": [str(d) for d in jax.devices()],
+            "jax": jax.__version__,
+        },
+        "quick": args.quick,
+        "results": rows,
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
