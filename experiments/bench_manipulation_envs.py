@@ -1,0 +1,150 @@
+"""Env steps per second of the MJX arm tasks, as the trainer runs them.
+
+For each id and number of vectorised envs, a jitted `lax.scan` of uniformly random
+actions through `envs.wrappers.TrainingEnv` (vmap, truncation, auto-reset) is run once
+to compile and warm up, then timed; the best of `--repeats` calls counts. All six ids
+share one model and take their task as data (`env.with_task`), so the program is
+compiled once per number of envs and the "first call" column is ~0 after the first id.
+
+    python experiments/bench_manipulation_envs.py                 # every id, 1/64/512 envs
+    python experiments/bench_manipulation_envs.py --quick         # fewer steps per call
+    python experiments/bench_manipulation_envs.py --ids arm_push_easy --num-envs 64
+
+Prints a table and writes JSON (--out, default docs/benchmarks/manipulation_envs.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from envs.manipulation import ENV_IDS, make  # noqa: E402
+from envs.manipulation_physics import CONTROL_DT, FRAME_SKIP  # noqa: E402
+from envs.wrappers import TrainingEnv  # noqa: E402
+
+STEP_BUDGET = 4096  # env steps per timed call, spread over the vectorised envs
+
+
+def steps_per_call(num_envs: int, quick: bool) -> int:
+    budget = STEP_BUDGET // 4 if quick else STEP_BUDGET
+    return max(4, min(200, budget // num_envs))
+
+
+_PROGRAMS: dict = {}
+
+
+def _programs(num_envs: int, length: int):
+    """(reset, rollout), jitted once per (num_envs, length) with the task as an argument."""
+    key = (num_envs, length)
+    if key not in _PROGRAMS:
+        base = make(ENV_IDS[0])
+
+        def reset(task, rng):
+            return TrainingEnv(base.with_task(task)).reset(rng, num_envs)
+
+        def rollout(task, state, rng):
+            training = TrainingEnv(base.with_task(task))
+
+            def body(s, k):
+                action = jax.random.uniform(k, (num_envs, base.action_size), minval=-1.0, maxval=1.0)
+                return training.step(s, action), None
+
+            return jax.lax.scan(body, state, jax.random.split(rng, length))[0]
+
+        _PROGRAMS[key] = (jax.jit(reset), jax.jit(rollout))
+    return _PROGRAMS[key]
+
+
+def measure(env_id: str, num_envs: int, quick: bool, repeats: int) -> dict:
+    env = make(env_id)
+    length = steps_per_call(num_envs, quick)
+    reset, rollout = _programs(num_envs, length)
+    rng = jax.random.PRNGKey(0)
+    start = time.perf_counter()
+    state = rollout(env.task, reset(env.task, rng), rng)
+    jax.block_until_ready(state)
+    first_call = time.perf_counter() - start
+    best = float("inf")
+    for i in range(repeats):
+        start = time.perf_counter()
+        state = rollout(env.task, state, jax.random.fold_in(rng, i + 1))
+        jax.block_until_ready(state)
+        best = min(best, time.perf_counter() - start)
+    steps = num_envs * length
+    return {
+        "env_id": env_id,
+        "num_envs": num_envs,
+        "steps_per_call": steps,
+        "seconds": best,
+        "env_steps_per_second": steps / best,
+        "physics_substeps_per_second": steps * FRAME_SKIP / best,
+        "sim_seconds_per_wall_second": steps * CONTROL_DT / best,
+        "first_call_seconds": first_call,
+        "finite": bool(jnp.isfinite(state.obs).all()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ids", default=",".join(ENV_IDS), help="comma-separated env ids")
+    parser.add_argument("--num-envs", default="1,64,512", help="comma-separated batch sizes")
+    parser.add_argument("--quick", action="store_true", help="a quarter of the steps per call")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "manipulation_envs.json"))
+    args = parser.parse_args(argv)
+
+    ids = [i for i in args.ids.split(",") if i]
+    sizes = [int(n) for n in args.num_envs.split(",") if n]
+    for env_id in ids:  # fail on a bad id before compiling anything
+        make(env_id)
+
+    header = f"{'env id':<20}{'envs':>6}{'steps/s':>10}{'substeps/s':>12}{'sim s/s':>9}{'first call s':>14}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for n in sizes:  # batch size outermost: one compile, then every id reuses it
+        for env_id in ids:
+            row = measure(env_id, n, args.quick, args.repeats)
+            rows.append(row)
+            flag = "" if row["finite"] else "  NON-FINITE"
+            print(f"{env_id:<20}{n:>6}{row['env_steps_per_second']:>10,.0f}"
+                  f"{row['physics_substeps_per_second']:>12,.0f}{row['sim_seconds_per_wall_second']:>9.1f}"
+                  f"{row['first_call_seconds']:>14.1f}{flag}", flush=True)
+
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "manipulation env steps per second (MJX via Brax, TrainingEnv, random actions)",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "control_dt": CONTROL_DT,
+        "frame_skip": FRAME_SKIP,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0],
+            "jax_devices": [str(d) for d in jax.devices()],
+            "jax": jax.__version__,
+        },
+        "quick": args.quick,
+        "results": rows,
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
