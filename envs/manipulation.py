@@ -15,8 +15,8 @@ position (7:10), joints 1, 2, 4, 6 (10:14), gripper opening (14), cube linear an
 velocity (15:21), joint velocities (21:25), gripper opening rate (25).
 
 Goals: push / bin-pick / grasp -> cube x, y, z (indices 0, 1, 2); reach -> tool centre
-point (7, 8, 9). arm_grasp's goals float 5-20 cm above the cube's start, so the cube is
-only at its goal while held between the fingertips.
+point (7, 8, 9). arm_grasp's goals float 13-25 cm above the table near the cube's start,
+so the cube is only at its goal while held between the fingertips.
 """
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ class ArmParams:
     success_radius: float = 0.1
     success_radius_easy: float = 0.3
     success_radius_hard: float = 0.03
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                key = "env.episode_length" if f.name == "episode_length" else f"env.params.{f.name}"
+                raise ValueError(f"{key}: {value!r} must be a positive number")
 
 
 def _yaw_quat(yaw: jax.Array) -> jax.Array:

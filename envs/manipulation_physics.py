@@ -45,6 +45,8 @@ from mujoco import mjx
 
 from envs.manipulation_mjcf import (
     CUBE_HALF,
+    DRIVEN_JOINTS,
+    FINGER_JOINTS,
     PANDA_FINGER_TRAVEL,
     PANDA_JOINT_LIMITS,
     TABLE_CENTER,
@@ -157,8 +159,7 @@ def arm_model() -> ArmModel:
     def vadr(name):
         return int(mj.jnt_dofadr[mj.joint(name).id])
 
-    arm = ("joint1", "joint2", "joint4", "joint6")
-    fingers = ("finger_left", "finger_right")
+    arm, fingers = DRIVEN_JOINTS, FINGER_JOINTS
     home = mj.qpos0.copy()
     home[[qadr(j) for j in arm]] = _home_joint_targets()
     home[[qadr(f) for f in fingers]] = PANDA_FINGER_TRAVEL
