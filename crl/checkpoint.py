@@ -76,6 +76,16 @@ def _fsync_dir(path: pathlib.Path) -> None:
         os.close(fd)
 
 
+def _drop_empty(tree):
+    """Zero-size arrays (MJX states hold some) -> None: orbax refuses to save them."""
+    return jax.tree.map(lambda x: None if getattr(x, "size", 1) == 0 else x, tree)
+
+
+def _refill_empty(restored, template):
+    """Put the template's zero-size arrays back where `_drop_empty` left None."""
+    return jax.tree.map(lambda r, t: t if r is None else r, restored, template, is_leaf=lambda x: x is None)
+
+
 class Checkpointer:
     def __init__(self, directory: str | pathlib.Path, keep: int = 2, include_buffer: bool = True):
         import orbax.checkpoint as ocp
@@ -96,7 +106,7 @@ class Checkpointer:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         to_save = state if self.include_buffer else state.replace(buffer=None)
-        self._ocp.save(partial / "state", jax.device_get(to_save))
+        self._ocp.save(partial / "state", _drop_empty(jax.device_get(to_save)))
         self._ocp.wait_until_finished()
         manifest = {
             "epoch": epoch,
@@ -171,8 +181,8 @@ class Checkpointer:
             try:
                 manifest = self.verify(path)
                 target = template if manifest["include_buffer"] else template.replace(buffer=None)
-                abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
-                state = self._ocp.restore(path / "state", abstract)
+                abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _drop_empty(target))
+                state = _refill_empty(self._ocp.restore(path / "state", abstract), target)
             except CheckpointError as err:
                 skipped.append(str(err))
                 continue

@@ -241,3 +241,21 @@ def test_bad_configs_fail_with_one_line_and_leave_nothing(tmp_path, override, ke
     assert lines[0].startswith(f"crl-train: config error: {key}") and allowed in lines[0], lines[0]
     assert not (tmp_path / "runs").exists()
     assert not any(tmp_path.iterdir())
+
+
+def test_states_with_zero_size_arrays_round_trip(tmp_path):
+    """MJX pipeline states carry zero-size arrays, which orbax alone refuses to save."""
+    from flax import struct
+
+    @struct.dataclass
+    class Toy:
+        buffer: jax.Array
+        physics: dict
+
+    state = Toy(buffer=jnp.arange(6.0).reshape(2, 3), physics={"contacts": jnp.zeros((0, 3)), "q": jnp.ones(4)})
+    ckpt = Checkpointer(tmp_path / "checkpoints")
+    ckpt.save(state, epoch=1, env_steps=10)
+    restored = ckpt.restore_latest(jax.tree.map(jnp.zeros_like, state))
+    assert restored.epoch == 1
+    assert restored.state.physics["contacts"].shape == (0, 3)
+    assert bool(jnp.all(restored.state.buffer == state.buffer)) and bool(jnp.all(restored.state.physics["q"] == 1))
