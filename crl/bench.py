@@ -41,6 +41,20 @@ from crl.train import Trainer, TrainState
 STATE_DIM, GOAL_DIM, ACTION_SIZE = 29, 2, 8
 
 
+def machine_info() -> dict:
+    """What every benchmark JSON records about where it ran (load shows contention)."""
+    import os
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "jax_devices": [str(d) for d in jax.devices()],
+        "jax": jax.__version__,
+    }
+
+
 def _time(fn, *args, repeats: int) -> float:
     out = fn(*args)
     jax.block_until_ready(out)
@@ -326,8 +340,7 @@ def main(argv=None) -> dict:
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "processor": platform.processor(), "devices": [str(d) for d in jax.devices()],
-            "jax": jax.__version__, "quick": args.quick}
+    meta = {"machine": machine_info(), "quick": args.quick}
     result = {"meta": meta, "rows": rows}
     out.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {out}")

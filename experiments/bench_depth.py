@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 
-import jax
 
-from crl.bench import bench_update, matmul_ceiling
+from crl.bench import bench_update, machine_info, matmul_ceiling
 
 
 def main(argv=None) -> list[dict]:
@@ -46,8 +44,7 @@ def main(argv=None) -> list[dict]:
                   f" {row['ceiling_ratio']:>10.2f}", flush=True)
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.processor() or platform.machine(), "devices": [str(d) for d in jax.devices()],
-            "jax": jax.__version__, "matmul_ceiling_flops": ceiling}
+    meta = {"machine": machine_info(), "matmul_ceiling_flops": ceiling}
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print(f"wrote {out}")
     return rows

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
@@ -31,6 +29,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from envs.locomotion import TRAINING_IDS, make  # noqa: E402
+from crl.bench import machine_info  # noqa: E402
 from envs.wrappers import TrainingEnv  # noqa: E402
 
 STEP_BUDGET = 8192  # env steps per timed call (spread over the vectorised envs)
@@ -128,13 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "locomotion env steps per second (TrainingEnv, random actions)",
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "jax_devices": [str(d) for d in jax.devices()],
-            "jax": jax.__version__,
-        },
+        "machine": machine_info(),
         "quick": args.quick,
         "results": rows,
     }

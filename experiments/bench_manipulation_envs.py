@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
@@ -32,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from envs.manipulation import ENV_IDS, make  # noqa: E402
 from envs.manipulation_physics import CONTROL_DT, FRAME_SKIP  # noqa: E402
+from crl.bench import machine_info  # noqa: E402
 from envs.wrappers import TrainingEnv  # noqa: E402
 
 STEP_BUDGET = 4096  # env steps per timed call, spread over the vectorised envs
@@ -130,14 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "control_dt": CONTROL_DT,
         "frame_skip": FRAME_SKIP,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": os.getloadavg()[0],
-            "jax_devices": [str(d) for d in jax.devices()],
-            "jax": jax.__version__,
-        },
+        "machine": machine_info(),
         "quick": args.quick,
         "results": rows,
     }
