@@ -15,21 +15,14 @@ class MetricsLogger:
         """`purge_step`: on a resume, TensorBoard hides events at steps >= it (the epochs
         logged after the checkpoint, which are about to be logged again)."""
         self.run_dir = pathlib.Path(run_dir)
-        self.writer = None
-        if tensorboard:
-            from tensorboardX import SummaryWriter
-
-            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), flush_secs=10, purge_step=purge_step)
+        self.writer = _SyncEventWriter(self.run_dir / "tensorboard", purge_step) if tensorboard else None
         self.csv_path = self.run_dir / "metrics.csv" if csv_file else None
         self._fields: list[str] | None = None
 
     def log(self, step: int, row: dict[str, float]) -> None:
         """`row` maps 'train/...' and 'eval/...' names (and counters) to floats."""
         if self.writer is not None:
-            for name, value in row.items():
-                if "/" in name:
-                    self.writer.add_scalar(name, value, global_step=step)
-            self.writer.flush()
+            self.writer.write_scalars(step, {k: float(v) for k, v in row.items() if "/" in k})
         if self.csv_path is not None:
             if self._fields is None:
                 self._fields = list(row)
@@ -49,6 +42,42 @@ class MetricsLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class _SyncEventWriter:
+    """A TensorBoard event file written synchronously.
+
+    tensorboardX's SummaryWriter hands events to a background thread, and its flush()
+    does not wait for that thread's queue: an event logged just before a checkpoint
+    could be lost to a SIGKILL after it. Here `write_scalars` returns only once the
+    event is on disk (the record writer fsyncs), so every epoch a checkpoint covers
+    is also in TensorBoard."""
+
+    def __init__(self, logdir: pathlib.Path, purge_step=None):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+
+        self._Event = Event
+        logdir.mkdir(parents=True, exist_ok=True)
+        # One file per writer; the pid keeps two writers started in the same second apart.
+        self._events = EventsWriter(str(logdir / "events"), filename_suffix=f".{os.getpid()}")
+        if purge_step is not None:  # TensorBoard hides older events at steps >= purge_step
+            self._events.write_event(Event(step=purge_step, session_log=SessionLog(status=SessionLog.START)))
+        self._events.flush()
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        import time
+
+        from tensorboardX.summary import scalar
+
+        event = self._Event(wall_time=time.time(), step=int(step))
+        for name, value in scalars.items():
+            event.summary.value.extend(scalar(name, value).value)
+        self._events.write_event(event)
+        self._events.flush()
+
+    def close(self) -> None:
+        self._events.close()
 
 
 def _fmt(value) -> str:
