@@ -100,7 +100,8 @@ class _SizesOnly:
         self.episode_length = env.episode_length
 
 
-def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: bool = False, dtype: str = "float32"):
+def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: bool = False, dtype: str = "float32",
+                 network: dict | None = None):
     """(jitted update, TrainState, Batch, key) for a synthetic batch of the ant's sizes."""
     from crl.run import build_envs
 
@@ -108,7 +109,7 @@ def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: b
         {
             "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
                         "actor_width": width, "critic_width": width, "scan_blocks": scan, "remat": remat,
-                        "dtype": dtype},
+                        "dtype": dtype, **(network or {})},
             "train": {"batch_size": batch, "num_envs": 1, "buffer_size": 200, "unroll_length": 10,
                       "num_eval_envs": 1, "total_env_steps": 100, "num_epochs": 1, "prefill_steps": max(batch, 10)},
             "env": {"episode_length": 20},
