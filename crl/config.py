@@ -42,7 +42,6 @@ class NetworkConfig:
     layer_norm: bool = True
     residual: bool = True
     scan_blocks: bool = True
-    scan_unroll: int = 1
     remat: bool = False
     dtype: str = "float32"  # matmul dtype; bfloat16 = mixed precision (float32 params and losses)
 
@@ -55,7 +54,6 @@ class NetworkConfig:
             layer_norm=self.layer_norm,
             residual=self.residual,
             scan_blocks=self.scan_blocks,
-            scan_unroll=self.scan_unroll,
             remat=self.remat,
             dtype=COMPUTE_DTYPES[self.dtype],
         )

@@ -13,12 +13,13 @@ activations in the backward pass instead of storing them.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from crl.fused_layers import dense_norm_act, residual_block
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"swish": nn.swish, "relu": nn.relu}
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
@@ -36,7 +37,6 @@ class MLPConfig:
     layer_norm: bool = True
     residual: bool = True
     scan_blocks: bool = True
-    scan_unroll: int = 1  # blocks per iteration of the scanned loop
     remat: bool = False
     dtype: Any = jnp.float32  # computation dtype of the matmuls (bfloat16 for mixed precision)
 
@@ -47,75 +47,6 @@ class MLPConfig:
             raise ValueError(f"network.width: {self.width} is not allowed; use a positive integer")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"network.activation: {self.activation!r} is not allowed; use one of {', '.join(ACTIVATIONS)}")
-
-
-LN_EPSILON = 1e-6  # flax.linen.LayerNorm's default
-
-
-def _forward_stats(x, kernel, bias, dtype):
-    """h = x @ kernel + bias, with float32 accumulation, and its row mean and 1/std."""
-    h = jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32) + bias
-    mean = jnp.mean(h, axis=-1, keepdims=True)
-    var = jnp.maximum(jnp.mean(h * h, axis=-1, keepdims=True) - mean * mean, 0.0)
-    return h, mean, jax.lax.rsqrt(var + LN_EPSILON)
-
-
-def _activate(z, activation):
-    return z * jax.nn.sigmoid(z) if activation == "swish" else jnp.maximum(z, 0.0)
-
-
-def _activation_grad(z, dy, activation):
-    if activation == "swish":
-        s = jax.nn.sigmoid(z)
-        return dy * s * (1.0 + z * (1.0 - s))
-    return jnp.where(z > 0, dy, 0.0)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
-def dense_norm_act(x, kernel, bias, scale, offset, activation: str, layer_norm: bool, dtype):
-    """act(LayerNorm(x @ kernel + bias)) with a hand-written backward pass.
-
-    Matmuls run in `dtype` with float32 accumulation; the normalisation, the activation
-    and the output's statistics are float32; the output is cast to `dtype`.
-
-    Why not autodiff: XLA differentiates LayerNorm and swish into many small passes and
-    keeps about seven (batch, width) tensors per layer for the backward pass, which a
-    scanned stack allocates and copies whole every call. Here the backward keeps only
-    the layer's input and its pre-norm activations (plus two numbers per row) and runs
-    as two fused elementwise passes around the two matmuls.
-    """
-    return _dense_norm_act_fwd(x, kernel, bias, scale, offset, activation, layer_norm, dtype)[0]
-
-
-def _dense_norm_act_fwd(x, kernel, bias, scale, offset, activation, layer_norm, dtype):
-    h, mean, rstd = _forward_stats(x, kernel, bias, dtype)
-    z = (h - mean) * rstd * scale + offset if layer_norm else h
-    y = _activate(z, activation).astype(dtype)
-    return y, (x, kernel, h, mean, rstd, scale, offset)
-
-
-def _dense_norm_act_bwd(activation, layer_norm, dtype, residuals, dy):
-    x, kernel, h, mean, rstd, scale, offset = residuals
-    dy = dy.astype(jnp.float32)
-    if layer_norm:
-        xhat = (h - mean) * rstd
-        dz = _activation_grad(xhat * scale + offset, dy, activation)
-        d_scale, d_offset = jnp.sum(dz * xhat, axis=0), jnp.sum(dz, axis=0)
-        g = dz * scale
-        dh = rstd * (g - jnp.mean(g, axis=-1, keepdims=True) - xhat * jnp.mean(g * xhat, axis=-1, keepdims=True))
-    else:
-        dh = _activation_grad(h, dy, activation)
-        d_scale, d_offset = jnp.zeros_like(scale), jnp.zeros_like(offset)
-    dh_c = dh.astype(dtype)
-    flat_x = x.reshape(-1, x.shape[-1]).astype(dtype)
-    flat_dh = dh_c.reshape(-1, dh.shape[-1])
-    d_kernel = jnp.matmul(flat_x.T, flat_dh, preferred_element_type=jnp.float32).astype(kernel.dtype)
-    d_bias = jnp.sum(dh.reshape(-1, dh.shape[-1]), axis=0)
-    dx = jnp.matmul(dh_c, kernel.astype(dtype).T, preferred_element_type=jnp.float32).astype(x.dtype)
-    return dx, d_kernel, d_bias, d_scale, d_offset
-
-
-dense_norm_act.defvjp(_dense_norm_act_fwd, _dense_norm_act_bwd)
 
 
 class _DenseParams(nn.Module):
@@ -140,11 +71,34 @@ class _NormParams(nn.Module):
         return scale, self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
 
 
+class _LayerParams(nn.Module):
+    """Dense (and LayerNorm) parameters of one layer: (kernel, bias, scale, offset).
+
+    Without LayerNorm, scale and offset are constants (ones and zeros)."""
+
+    width: int
+    layer_norm: bool
+
+    @nn.compact
+    def __call__(self, in_features: int):
+        return _layer_params(self.width, self.layer_norm, in_features)
+
+
+def _layer_params(width: int, layer_norm: bool, in_features: int):
+    """Called inside a compact method: creates Dense_0 (and LayerNorm_0) in that module."""
+    kernel, bias = _DenseParams(width, name="Dense_0")(in_features)
+    if layer_norm:
+        scale, offset = _NormParams(width, name="LayerNorm_0")()
+    else:
+        scale, offset = jnp.ones((width,), jnp.float32), jnp.zeros((width,), jnp.float32)
+    return kernel, bias, scale, offset
+
+
 class DenseNormAct(nn.Module):
     """Dense -> (LayerNorm) -> activation: the unit every layer of the trunk is made of.
 
-    Parameters are float32 and laid out as flax's Dense_0/LayerNorm_0 would lay them
-    out; the computation is `dense_norm_act`."""
+    Parameters are float32, laid out as flax's Dense_0/LayerNorm_0; the computation is
+    `crl.fused_layers.dense_norm_act` (hand-written backward pass)."""
 
     width: int
     activation: str
@@ -153,18 +107,16 @@ class DenseNormAct(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        kernel, bias = _DenseParams(self.width, name="Dense_0")(x.shape[-1])
-        if self.layer_norm:
-            scale, offset = _NormParams(self.width, name="LayerNorm_0")()
-        else:  # constants: the hand-written backward returns zeros for them
-            scale, offset = jnp.ones((self.width,), jnp.float32), jnp.zeros((self.width,), jnp.float32)
-        return dense_norm_act(x, kernel, bias, scale, offset, self.activation, self.layer_norm, self.dtype)
+        params = _layer_params(self.width, self.layer_norm, x.shape[-1])
+        return dense_norm_act(x, *params, self.activation, self.layer_norm, self.dtype)
 
 
 class ResidualBlock(nn.Module):
     """Four Dense-Norm-Act layers; the block input is added after the last activation.
 
-    The (carry, _) -> (carry, None) signature is what `nn.scan` expects.
+    Computed by `crl.fused_layers.residual_block`, which saves one packed array per
+    block for the backward pass. The (carry, _) -> (carry, None) signature is what
+    `nn.scan` expects.
     """
 
     width: int
@@ -175,12 +127,10 @@ class ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x, _=None):
-        h = x
-        for _i in range(4):
-            h = DenseNormAct(self.width, self.activation, self.layer_norm, self.dtype)(h)
-        if self.residual:
-            h = h + x
-        return h, None
+        layers = tuple(
+            _LayerParams(self.width, self.layer_norm, name=f"DenseNormAct_{i}")(self.width) for i in range(4)
+        )
+        return residual_block(x, layers, self.activation, self.layer_norm, self.residual, self.dtype), None
 
 
 class ResidualMLP(nn.Module):
@@ -203,7 +153,6 @@ class ResidualMLP(nn.Module):
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
                 length=num_blocks,
-                unroll=max(1, min(c.scan_unroll, num_blocks)),
             )
             x, _ = stack(**kwargs, name="blocks")(x, None)
         else:

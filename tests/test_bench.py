@@ -17,3 +17,19 @@ def test_buffer_section_reports_both_capacities():
     rows = bench_buffer(num_envs=4, batch=16, repeats=1)
     assert [r["capacity_per_env"] for r in rows] == [1000, 10_000]
     assert all(r["insert_s"] > 0 and r["sample_relabel_s"] > 0 for r in rows)
+
+
+def test_command_exits_zero_and_writes_json(tmp_path):
+    """`crl-bench` as users run it (a console script exits with main's return value)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-c", "import sys; from crl.bench import main; sys.exit(main())",
+           "--quick", "--sections", "buffer", "--num-envs", "4", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["section"] for r in rows] == ["ceiling", "buffer", "buffer"]
+    assert rows[0]["flops"] > 0

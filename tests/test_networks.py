@@ -129,7 +129,8 @@ def test_hand_written_backward_matches_autodiff(activation, layer_norm):
     """dense_norm_act's custom VJP against flax's Dense -> LayerNorm -> activation, differentiated by JAX."""
     import flax.linen as nn
 
-    from crl.networks import ACTIVATIONS, dense_norm_act
+    from crl.fused_layers import dense_norm_act
+    from crl.networks import ACTIVATIONS
 
     keys = jax.random.split(jax.random.PRNGKey(3), 6)
     x = jax.random.normal(keys[0], (16, 12))
@@ -157,3 +158,39 @@ def test_hand_written_backward_matches_autodiff(activation, layer_norm):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4, err_msg=name)
     if not layer_norm:  # scale and offset are constants then
         assert not np.any(got[3]) and not np.any(got[4])
+
+
+@pytest.mark.parametrize("activation,layer_norm,residual", [("swish", True, True), ("relu", False, False)])
+def test_residual_block_backward_matches_autodiff(activation, layer_norm, residual):
+    """residual_block's packed-residual VJP against the same four layers differentiated by JAX."""
+    from crl.fused_layers import _post, _pre, residual_block
+
+    keys = jax.random.split(jax.random.PRNGKey(4), 18)
+    width = 8
+    x = jax.random.normal(keys[0], (16, width))
+    dy = jax.random.normal(keys[1], (16, width))
+    layers = tuple(
+        (
+            jax.random.normal(keys[2 + 4 * i], (width, width)) / 2,
+            jax.random.normal(keys[3 + 4 * i], (width,)),
+            1 + 0.3 * jax.random.normal(keys[4 + 4 * i], (width,)),
+            0.3 * jax.random.normal(keys[5 + 4 * i], (width,)),
+        )
+        for i in range(4)
+    )
+
+    def reference(x, layers):  # plain JAX, differentiated automatically
+        y = x
+        for kernel, bias, scale, offset in layers:
+            y = _post(_pre(y, kernel, bias, jnp.float32), scale, offset, activation, layer_norm, jnp.float32)
+        return y + x if residual else y
+
+    def fused(x, layers):
+        return residual_block(x, layers, activation, layer_norm, residual, jnp.float32)
+
+    np.testing.assert_allclose(fused(x, layers), reference(x, layers), rtol=1e-5, atol=1e-5)
+    want = jax.vjp(reference, x, layers)[1](dy)
+    got = jax.vjp(fused, x, layers)[1](dy)
+    checked = want if layer_norm else (want[0], tuple(layer[:2] for layer in want[1]))
+    got_checked = got if layer_norm else (got[0], tuple(layer[:2] for layer in got[1]))
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4), got_checked, checked)
