@@ -371,7 +371,10 @@ def run(argv=None) -> dict:
                 ("step s", "training_step_s", ".2f"), ("collect", "fraction_collect", ".2f"),
                 ("sample+relabel", "fraction_sample_relabel", ".2f"), ("sgd", "fraction_sgd", ".2f")])
     if "memory" in args.sections:
-        mem = [update_memory(1024, 256, batch, remat) for batch in batches for remat in (False, True)]
+        # Compile-only (XLA's plan), so large batches cost nothing to add: activations grow
+        # with the batch, parameters and Adam state do not.
+        mem_batches = [256] if args.quick else [256, 512, 2048]
+        mem = [update_memory(1024, 256, batch, remat) for batch in mem_batches for remat in (False, True)]
         rows += mem
         _print("depth-1024 update memory (width 256; XLA's plan)", mem,
                [("batch", "batch", "d"), ("remat", "remat", ""), ("temp GiB", "temp_gib", ".2f"),
