@@ -42,14 +42,21 @@ def _normalise(h):
 
 
 def _activate(z, activation):
-    return z * jax.nn.sigmoid(z) if activation == "swish" else jnp.maximum(z, 0.0)
+    if activation == "swish":
+        return z * jax.nn.sigmoid(z)
+    if activation == "relu":
+        return jnp.maximum(z, 0.0)
+    raise ValueError(f"network.activation: {activation!r} has no fused implementation; use swish or relu")
 
 
 def _activation_grad(z, dy, activation):
+    """dy * act'(z)."""
     if activation == "swish":
         s = jax.nn.sigmoid(z)
         return dy * s * (1.0 + z * (1.0 - s))
-    return jnp.where(z > 0, dy, 0.0)
+    if activation == "relu":
+        return jnp.where(z > 0, dy, 0.0)
+    raise ValueError(f"network.activation: {activation!r} has no fused implementation; use swish or relu")
 
 
 def _post(h, scale, offset, activation, layer_norm, dtype):

@@ -6,6 +6,7 @@ import csv
 import math
 import os
 import pathlib
+import time
 
 
 class MetricsLogger:
@@ -66,8 +67,6 @@ class _SyncEventWriter:
         self._events.flush()
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
-        import time
-
         from tensorboardX.summary import scalar
 
         event = self._Event(wall_time=time.time(), step=int(step))

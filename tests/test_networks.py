@@ -194,3 +194,13 @@ def test_residual_block_backward_matches_autodiff(activation, layer_norm, residu
     checked = want if layer_norm else (want[0], tuple(layer[:2] for layer in want[1]))
     got_checked = got if layer_norm else (got[0], tuple(layer[:2] for layer in got[1]))
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4), got_checked, checked)
+
+
+def test_every_configurable_activation_has_a_fused_implementation():
+    """network.activation accepts the names in ACTIVATIONS; the fused layers must compute each."""
+    from crl.fused_layers import _activate
+    from crl.networks import ACTIVATIONS
+
+    z = jnp.linspace(-4.0, 4.0, 33)
+    for name, fn in ACTIVATIONS.items():
+        np.testing.assert_allclose(_activate(z, name), fn(z), rtol=1e-6, atol=1e-6, err_msg=name)
