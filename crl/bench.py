@@ -160,15 +160,7 @@ def bench_update(depth: int, width: int, batch: int, repeats: int, ceiling: floa
     t0 = time.perf_counter()
     compiled = step.lower(ts, data, key).compile()
     compile_s = time.perf_counter() - t0
-    ts, m = compiled(ts, data, key)
-    jax.block_until_ready(m)
-    seconds = float("inf")
-    for _ in range(rounds):  # the state is donated: thread it through the calls
-        t0 = time.perf_counter()
-        for _ in range(repeats):
-            ts, m = compiled(ts, data, key)
-        jax.block_until_ready(m)
-        seconds = min(seconds, (time.perf_counter() - t0) / repeats)
+    seconds, (ts, m) = _time_threaded(lambda out: compiled(out[0], data, key), (ts, None), repeats, rounds)
     flops = update_flops(batch, width, depth) / seconds
     return {"section": "update", "depth": depth, "width": width, "batch": batch,
             "blocks": "scan" if scan else "unrolled", "dtype": dtype, "compile_s": compile_s,
@@ -257,15 +249,7 @@ def bench_buffer(num_envs: int, batch: int, repeats: int) -> list[dict]:
         actions = jnp.ones((unroll, num_envs, ACTION_SIZE))
         ids = jnp.zeros((unroll, num_envs), jnp.int32)
         insert = jax.jit(replay.insert, donate_argnums=0)
-        buf = insert(buf, states, actions, ids)
-        jax.block_until_ready(buf)
-        insert_s = float("inf")
-        for _ in range(3):  # donated: thread the buffer through the calls
-            t0 = time.perf_counter()
-            for _ in range(repeats * 4):
-                buf = insert(buf, states, actions, ids)
-            jax.block_until_ready(buf)
-            insert_s = min(insert_s, (time.perf_counter() - t0) / (repeats * 4))
+        insert_s, buf = _time_threaded(lambda b: insert(b, states, actions, ids), buf, repeats * 4)
         sample = jax.jit(lambda b, k: replay.sample(b, k, batch, 0.99, (0, 1), episode_length))
         sample_s = _time(sample, buf, jax.random.PRNGKey(0), repeats=repeats)
         rows.append({"section": "buffer", "capacity_per_env": capacity, "num_envs": num_envs, "batch": batch,

@@ -16,21 +16,14 @@ Prints a table and writes JSON (--out, default docs/benchmarks/locomotion_envs.j
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import pathlib
 import sys
-import time
-
-import jax
-import jax.numpy as jnp
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from envs.locomotion import TRAINING_IDS, make  # noqa: E402
-from crl.bench import machine_info  # noqa: E402
-from envs.wrappers import TrainingEnv  # noqa: E402
+from crl.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
 
 STEP_BUDGET = 8192  # env steps per timed call (spread over the vectorised envs)
 
@@ -43,54 +36,22 @@ def steps_per_call(num_envs: int, quick: bool) -> int:
 _PROGRAMS: dict = {}
 
 
-def _programs(env, num_envs: int, length: int):
-    """(reset, rollout) jitted once per (scene, num_envs, length), the task as an argument."""
-    key = (id(env.scene), num_envs, length)
-    if key not in _PROGRAMS:
-
-        def reset(task, rng):
-            return TrainingEnv(env.with_task(task)).reset(rng, num_envs)
-
-        def rollout(task, state, rng):
-            training = TrainingEnv(env.with_task(task))
-
-            def body(s, k):
-                action = jax.random.uniform(k, (num_envs, env.action_size), minval=-1.0, maxval=1.0)
-                return training.step(s, action), None
-
-            state, _ = jax.lax.scan(body, state, jax.random.split(rng, length))
-            return state
-
-        _PROGRAMS[key] = (jax.jit(reset), jax.jit(rollout))
-    return _PROGRAMS[key]
-
-
 def measure(env_id: str, backend: str, num_envs: int, quick: bool, repeats: int) -> dict:
     env = make(env_id, backend=backend)
     length = steps_per_call(num_envs, quick)
-    reset, rollout = _programs(env, num_envs, length)
-    rng = jax.random.PRNGKey(0)
-    start = time.perf_counter()
-    state = reset(env.task, rng)
-    state = rollout(env.task, state, rng)  # compiles (or reuses another maze's program)
-    jax.block_until_ready(state)
-    compile_s = time.perf_counter() - start
-    best = float("inf")
-    for i in range(repeats):
-        start = time.perf_counter()
-        state = rollout(env.task, state, jax.random.fold_in(rng, i + 1))
-        jax.block_until_ready(state)
-        best = min(best, time.perf_counter() - start)
-    finite = bool(jnp.isfinite(state.obs).all())
+    key = (id(env.scene), num_envs, length)  # mazes of one scene share a program
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = rollout_programs(env, num_envs, length)
+    timing = time_rollout(_PROGRAMS[key], env.task, repeats)
     return {
         "env_id": env_id,
         "backend": backend,
         "num_envs": num_envs,
         "steps_per_call": num_envs * length,
-        "seconds": best,
-        "env_steps_per_second": num_envs * length / best,
-        "first_call_seconds": compile_s,
-        "finite": finite,
+        "seconds": timing["seconds"],
+        "env_steps_per_second": num_envs * length / timing["seconds"],
+        "first_call_seconds": timing["first_call_seconds"],
+        "finite": timing["finite"],
     }
 
 
@@ -122,17 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{env_id:<24}{args.backend:<12}{n:>6}{row['env_steps_per_second']:>12,.0f}"
                   f"{row['first_call_seconds']:>14.1f}{flag}", flush=True)
 
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "locomotion env steps per second (TrainingEnv, random actions)",
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "quick": args.quick,
-        "results": rows,
-    }
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, "locomotion env steps per second (TrainingEnv, random actions)", args.quick, rows)
     return 0
 
 

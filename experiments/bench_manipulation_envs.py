@@ -16,22 +16,15 @@ Prints a table and writes JSON (--out, default docs/benchmarks/manipulation_envs
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import pathlib
 import sys
-import time
-
-import jax
-import jax.numpy as jnp
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from envs.manipulation import ENV_IDS, make  # noqa: E402
 from envs.manipulation_physics import CONTROL_DT, FRAME_SKIP  # noqa: E402
-from crl.bench import machine_info  # noqa: E402
-from envs.wrappers import TrainingEnv  # noqa: E402
+from crl.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
 
 STEP_BUDGET = 4096  # env steps per timed call, spread over the vectorised envs
 
@@ -44,54 +37,24 @@ def steps_per_call(num_envs: int, quick: bool) -> int:
 _PROGRAMS: dict = {}
 
 
-def _programs(num_envs: int, length: int):
-    """(reset, rollout), jitted once per (num_envs, length) with the task as an argument."""
-    key = (num_envs, length)
-    if key not in _PROGRAMS:
-        base = make(ENV_IDS[0])
-
-        def reset(task, rng):
-            return TrainingEnv(base.with_task(task)).reset(rng, num_envs)
-
-        def rollout(task, state, rng):
-            training = TrainingEnv(base.with_task(task))
-
-            def body(s, k):
-                action = jax.random.uniform(k, (num_envs, base.action_size), minval=-1.0, maxval=1.0)
-                return training.step(s, action), None
-
-            return jax.lax.scan(body, state, jax.random.split(rng, length))[0]
-
-        _PROGRAMS[key] = (jax.jit(reset), jax.jit(rollout))
-    return _PROGRAMS[key]
-
-
 def measure(env_id: str, num_envs: int, quick: bool, repeats: int) -> dict:
     env = make(env_id)
     length = steps_per_call(num_envs, quick)
-    reset, rollout = _programs(num_envs, length)
-    rng = jax.random.PRNGKey(0)
-    start = time.perf_counter()
-    state = rollout(env.task, reset(env.task, rng), rng)
-    jax.block_until_ready(state)
-    first_call = time.perf_counter() - start
-    best = float("inf")
-    for i in range(repeats):
-        start = time.perf_counter()
-        state = rollout(env.task, state, jax.random.fold_in(rng, i + 1))
-        jax.block_until_ready(state)
-        best = min(best, time.perf_counter() - start)
+    key = (num_envs, length)  # every id shares the arm model
+    if key not in _PROGRAMS:
+        _PROGRAMS[key] = rollout_programs(make(ENV_IDS[0]), num_envs, length)
+    timing = time_rollout(_PROGRAMS[key], env.task, repeats)
     steps = num_envs * length
     return {
         "env_id": env_id,
         "num_envs": num_envs,
         "steps_per_call": steps,
-        "seconds": best,
-        "env_steps_per_second": steps / best,
-        "physics_substeps_per_second": steps * FRAME_SKIP / best,
-        "sim_seconds_per_wall_second": steps * CONTROL_DT / best,
-        "first_call_seconds": first_call,
-        "finite": bool(jnp.isfinite(state.obs).all()),
+        "seconds": timing["seconds"],
+        "env_steps_per_second": steps / timing["seconds"],
+        "physics_substeps_per_second": steps * FRAME_SKIP / timing["seconds"],
+        "sim_seconds_per_wall_second": steps * CONTROL_DT / timing["seconds"],
+        "first_call_seconds": timing["first_call_seconds"],
+        "finite": timing["finite"],
     }
 
 
@@ -122,19 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['physics_substeps_per_second']:>12,.0f}{row['sim_seconds_per_wall_second']:>9.1f}"
                   f"{row['first_call_seconds']:>14.1f}{flag}", flush=True)
 
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "benchmark": "manipulation env steps per second (MJX via Brax, TrainingEnv, random actions)",
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "control_dt": CONTROL_DT,
-        "frame_skip": FRAME_SKIP,
-        "machine": machine_info(),
-        "quick": args.quick,
-        "results": rows,
-    }
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(args.out, "manipulation env steps per second (MJX via Brax, TrainingEnv, random actions)",
+                 args.quick, rows, control_dt=CONTROL_DT, frame_skip=FRAME_SKIP)
     return 0
 
 
