@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import dataclasses
 import json
 import math
 import pathlib
@@ -25,6 +26,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import yaml
+
+from crl.config import NetworkConfig
 
 # Settings that identify a run's configuration, and where they live in config.yaml.
 CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -76,8 +79,19 @@ def read_config(run_dir: str | pathlib.Path) -> dict:
         if candidate.is_file():
             data = yaml.safe_load(candidate.read_text()) or {}
             data.pop("hydra", None)
-            return data
+            return _resolve_network(data)
     raise CollectError(f"{run_dir}: no config.yaml (nor .hydra/config.yaml)")
+
+
+def _resolve_network(data: dict) -> dict:
+    """Fill actor_*/critic_* left null (Hydra's composed copy) from depth/width, by the
+    library's own rule (NetworkConfig)."""
+    net = data.get("network")
+    if isinstance(net, dict):
+        known = {f.name for f in dataclasses.fields(NetworkConfig)}
+        resolved = dataclasses.asdict(NetworkConfig(**{k: v for k, v in net.items() if k in known}))
+        data["network"] = {**net, **{k: v for k, v in resolved.items() if k.startswith(("actor_", "critic_"))}}
+    return data
 
 
 def _dig(cfg: dict, path: tuple[str, ...]):

@@ -31,19 +31,33 @@ class EnvConfig:
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
+    """Residual MLPs (Dense -> LayerNorm -> Swish blocks) of the actor and the critic.
+
+    `depth` counts the Dense layers inside residual blocks (a multiple of 4; 0 = none).
+    `depth`/`width` set actor and critic together; an `actor_*`/`critic_*` key left at None
+    takes that value (resolved here, so Python and the command line derive alike).
+    """
+
     depth: int = 4
     width: int = 256
-    actor_depth: int = 4
-    critic_depth: int = 4
-    actor_width: int = 256
-    critic_width: int = 256
-    repr_dim: int = 64
-    activation: str = "swish"
+    actor_depth: int | None = None  # None: network.depth
+    critic_depth: int | None = None
+    actor_width: int | None = None  # None: network.width
+    critic_width: int | None = None
+    repr_dim: int = 64  # output size of the critic's phi(s, a) and psi(g)
+    activation: str = "swish"  # see networks.ACTIVATIONS
     layer_norm: bool = True
     residual: bool = True
-    scan_blocks: bool = True
-    remat: bool = False
+    scan_blocks: bool = True  # stack blocks with nn.scan (compile time independent of depth)
+    remat: bool = False  # rematerialise each block in the backward pass (saves memory)
     dtype: str = "float32"  # matmul dtype; bfloat16 = mixed precision (float32 params and losses)
+
+    def __post_init__(self):
+        # Note: dataclasses.replace(net, depth=...) keeps the already-resolved role values.
+        for role in ("actor", "critic"):
+            for size in ("depth", "width"):
+                if getattr(self, f"{role}_{size}") is None:
+                    object.__setattr__(self, f"{role}_{size}", getattr(self, size))
 
     def mlp(self, role: str) -> MLPConfig:
         """The residual-MLP settings of the 'actor' or the 'critic'."""
@@ -61,22 +75,26 @@ class NetworkConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """Trainer defaults, sized for the embedded point-maze task on a CPU. The paper's values
+    (512 envs, batch 512, 62-step unrolls, 1000-step episodes) are set by the Brax/MJX
+    task configs in conf/env/."""
+
     num_envs: int = 64
-    total_env_steps: int = 64_000
-    num_epochs: int = 10
-    unroll_length: int = 50
-    prefill_steps: int = 100
-    utd_ratio: float = 0.03125
+    total_env_steps: int = 64_000  # env steps of training, after the prefill
+    num_epochs: int = 10  # evaluations (and log rows) over the run
+    unroll_length: int = 50  # steps per env between update phases
+    prefill_steps: int = 100  # steps per env of random actions before training
+    utd_ratio: float = 0.03125  # SGD steps per collected env step (paper: about 1/40)
     batch_size: int = 256
-    buffer_size: int = 2000
-    discount: float = 0.99
+    buffer_size: int = 2000  # steps per env kept in the replay buffer
+    discount: float = 0.99  # gamma of the future-goal offset distribution
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
     alpha_lr: float = 3e-4
-    energy: str = "l2"
-    contrastive_loss: str = "forward"
+    energy: str = "l2"  # see losses.ENERGIES
+    contrastive_loss: str = "forward"  # see losses.CONTRASTIVE_LOSSES
     logsumexp_penalty: float = 0.1
-    target_entropy_scale: float = -0.5
+    target_entropy_scale: float = -0.5  # target entropy = scale * action_dim
     num_eval_envs: int = 128
 
     @property
@@ -103,11 +121,14 @@ class LoggingConfig:
     tensorboard: bool = True
     csv: bool = True
     progress_bar: bool = True
-    save_params: bool = True
+    save_params: bool = True  # write params.msgpack (actor and critic) at the end
 
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
+    """Checkpoints of the whole training state in <run dir>/checkpoints/ (orbax, atomic);
+    re-running the same command with the same run dir resumes from the newest intact one."""
+
     every_epochs: int = 1  # also saved at the end and on SIGTERM / SIGUSR1 / SIGUSR2
     keep: int = 2  # complete checkpoints kept (older ones are deleted)
     include_buffer: bool = True  # without it a resume refills the buffer and is not exact
@@ -116,6 +137,8 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VideoConfig:
+    """Rollout videos of the deterministic policy written during training."""
+
     enabled: bool = False  # write <run dir>/videos/final.mp4 at the end of training
     episodes: int = 2
     every_epochs: int = 0  # 0: only at the end; N: also after every N-th epoch
@@ -193,6 +216,20 @@ def _build(cls, data: dict, prefix: str):
         else:
             kwargs[name] = _coerce(key, value, hints[name])
     return cls(**kwargs)
+
+
+def default_tree(cls=Config) -> dict:
+    """The defaults as written in the dataclasses, before any derivation (None stays None):
+    the one source the Hydra entry point registers as its config groups."""
+    tree = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            tree[f.name] = f.default
+        elif dataclasses.is_dataclass(f.default_factory):
+            tree[f.name] = default_tree(f.default_factory)
+        else:
+            tree[f.name] = f.default_factory()
+    return tree
 
 
 def from_dict(data: dict) -> Config:

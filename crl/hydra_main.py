@@ -15,9 +15,25 @@ import shutil
 import sys
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from crl.config import default_tree
+
 CONF_DIR = pathlib.Path(__file__).resolve().parents[1] / "conf"
+
+
+def register_configs() -> None:
+    """Hydra's base config is the library's dataclass defaults (`crl.config`), registered
+    as the node `crl_defaults` that conf/config.yaml composes first: each default is written
+    once, and conf/ holds only tasks, presets and launchers. Idempotent."""
+    ConfigStore.instance().store(name="crl_defaults", node=default_tree())
+    # ${crl_or:a,b}: a unless it is null (run-dir names show derived depths and widths).
+    if not OmegaConf.has_resolver("crl_or"):
+        OmegaConf.register_new_resolver("crl_or", lambda value, fallback: fallback if value is None else value)
+
+
+register_configs()
 EXIT_CONFIG, EXIT_NON_FINITE, EXIT_CHECKPOINT = 2, 3, 4
 _CREATED_ROOT: pathlib.Path | None = None  # the outermost output directory this command creates
 
@@ -81,7 +97,9 @@ def _main(dcfg: DictConfig) -> float:
 
     _enable_compilation_cache()
     try:
-        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(container)})
+        # config.yaml holds the validated config, derived values resolved (Hydra's composed
+        # copy, with its nulls, stays in .hydra/).
+        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(cfg.to_dict())})
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))

@@ -52,3 +52,54 @@ def test_derived_training_sizes():
     assert t.env_steps_per_training_step == 31_744
     assert t.sgd_steps_per_training_step == 794  # about 800 per update phase, as in the paper
     assert t.training_steps_per_epoch == 64
+
+
+# -- one source of defaults: Hydra composes the dataclasses' own defaults ------------------
+
+CONF = __import__("pathlib").Path(__file__).resolve().parents[1] / "conf"
+
+
+def _compose(overrides=()):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import crl.hydra_main  # noqa: F401  registers the defaults
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+
+
+def test_hydra_composes_exactly_the_library_defaults():
+    assert from_dict(_compose()) == Config()
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({"depth": 8}, (8, 8, 256, 256)),
+        ({"width": 32}, (4, 4, 32, 32)),
+        ({"depth": 16, "critic_depth": 32, "actor_width": 64}, (16, 32, 64, 256)),
+    ],
+)
+def test_depth_and_width_derive_alike_from_python_and_the_command_line(overrides, expected):
+    from_python = from_dict({"network": overrides}).network
+    from_cli = from_dict(_compose([f"network.{k}={v}" for k, v in overrides.items()])).network
+    assert from_python == from_cli
+    assert (from_python.actor_depth, from_python.critic_depth, from_python.actor_width, from_python.critic_width) == expected
+
+
+def test_readme_library_example_builds_the_depth_it_asks_for():
+    """README: from_dict({"env": {"id": "point_u_maze"}, "network": {"depth": 8}}) trains depth 8:
+    the built actor and critic carry 8 / 4 = 2 scanned residual blocks."""
+    import jax
+
+    from crl.run import build_envs
+    from crl.train import Trainer
+
+    cfg = from_dict({"env": {"id": "point_u_maze"}, "network": {"depth": 8}})
+    env, eval_env = build_envs(cfg)
+    learner = jax.eval_shape(Trainer(cfg, env, eval_env).init_learner, jax.random.PRNGKey(0))
+    for params in (learner["actor_params"], learner["critic_params"]):
+        block_axes = {leaf.shape[0] for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                      if any("blocks" in str(p).lower() or "scan" in str(p).lower() for p in path)}
+        assert block_axes == {2}, block_axes

@@ -123,6 +123,8 @@ def compose(overrides, hydra_config=False):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    import crl.hydra_main  # noqa: F401  registers the library's defaults as Hydra's base config
+
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
 
