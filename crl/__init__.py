@@ -1,5 +1,5 @@
 """Deep contrastive RL in pure JAX: networks, losses, replay buffer, trainer, evaluation.
 
-`crl` knows nothing of Hydra; `crl.hydra_main` is the command-line entry point."""
+`crl` knows nothing of Hydra; `crl.apps.train` is the command-line entry point."""
 
 __version__ = "0.1.0"

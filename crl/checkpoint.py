@@ -88,7 +88,7 @@ def _refill_empty(restored, template):
 
 class Checkpointer:
     def __init__(self, directory: str | pathlib.Path, keep: int = 2, include_buffer: bool = True):
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # lazy: slow to import, and only runs that checkpoint need it
 
         self.directory = pathlib.Path(directory).absolute()
         self.keep = keep

@@ -8,13 +8,18 @@ what is allowed. All checks run before anything is compiled or written.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import types
 import typing
 from typing import Any
 
+import jax
+
 from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
 from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, MLPConfig
+
+WANDB_MODES = ("auto", "online", "offline")
 
 
 class ConfigError(ValueError):
@@ -122,6 +127,9 @@ class LoggingConfig:
     csv: bool = True
     progress_bar: bool = True
     save_params: bool = True  # write params.msgpack (actor and critic) at the end
+    wandb: bool = False  # also log to Weights & Biases (pip install -e ".[wandb]")
+    wandb_project: str = "deep-crl"
+    wandb_mode: str = "auto"  # auto (online with WANDB_API_KEY, else offline) | online | offline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,6 +302,12 @@ def validate(cfg: Config) -> None:
         f"use at most the env steps stored before the first update ({first_batch_rows}); "
         "or raise train.prefill_steps",
     )
+    lg = cfg.logging
+    _check(lg.wandb_mode in WANDB_MODES, "logging.wandb_mode", lg.wandb_mode, f"use one of {', '.join(WANDB_MODES)}")
+    _check(
+        not lg.wandb or importlib.util.find_spec("wandb") is not None, "logging.wandb", lg.wandb,
+        "the wandb package is not installed; pip install -e \".[wandb]\" or set logging.wandb=false",
+    )
     c = cfg.checkpoint
     _check(c.every_epochs >= 1, "checkpoint.every_epochs", c.every_epochs, "use a positive integer")
     _check(c.keep >= 1, "checkpoint.keep", c.keep, "use a positive integer")
@@ -303,8 +317,6 @@ def validate(cfg: Config) -> None:
     _check(min(v.width, v.height) >= 16, "video.width", f"{v.width}x{v.height}", "use at least 16 x 16")
     _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
     try:
-        import jax
-
         devices = jax.local_device_count()
     except Exception:  # pragma: no cover - no backend at all
         devices = 1

@@ -55,10 +55,12 @@ class _SyncEventWriter:
     is also in TensorBoard."""
 
     def __init__(self, logdir: pathlib.Path, purge_step=None):
+        # lazy: tensorboardX (and its protobufs) only when TensorBoard logging is on
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.summary import scalar
 
-        self._Event = Event
+        self._Event, self._scalar = Event, scalar
         logdir.mkdir(parents=True, exist_ok=True)
         # One file per writer; the pid keeps two writers started in the same second apart.
         self._events = EventsWriter(str(logdir / "events"), filename_suffix=f".{os.getpid()}")
@@ -67,11 +69,9 @@ class _SyncEventWriter:
         self._events.flush()
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
-        from tensorboardX.summary import scalar
-
         event = self._Event(wall_time=time.time(), step=int(step))
         for name, value in scalars.items():
-            event.summary.value.extend(scalar(name, value).value)
+            event.summary.value.extend(self._scalar(name, value).value)
         self._events.write_event(event)
         self._events.flush()
 

@@ -16,30 +16,31 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import pathlib
 import shutil
-import signal
 import time
+from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
 import envs
+from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for callers of run_training
+    Checkpointing,
+    MetricsFiles,
+    NonFiniteError,
+    NonFiniteGuard,
+    SaveParams,
+    StopOnSignal,
+)
 from crl.checkpoint import Checkpointer
 from crl.config import Config, ConfigError, validate_with_env
-from crl.logger import MetricsLogger
+from crl.loop import Callback, train_loop
 from crl.networks import param_count
 from crl.train import Trainer
 
 log = logging.getLogger(__name__)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced NaN or inf; the message names the epoch, env step and metric."""
 
 
 def build_envs(cfg: Config):
@@ -144,78 +145,17 @@ def _last_csv_row(path: pathlib.Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
-# -- signals -----------------------------------------------------------------------------
-
-
-class _StopRequest:
-    """Remembers a scheduler's stop signal until the running epoch ends; then the caller
-    checkpoints and lets the signal do what it would have done (exit, or submitit's requeue)."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self):
-        for sig in STOP_SIGNALS:
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals stay as they were
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is not None:  # a second signal: stop now, the last checkpoint stands
-            self._restore()
-            os.kill(os.getpid(), signum)
-            return
-        self.signum = signum
-        log.warning("received signal %d: checkpointing at the end of this epoch", signum)
-
-    def _restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def __exit__(self, *exc):
-        self._restore()
-        return False
-
-    def forward(self) -> None:
-        """Re-deliver the signal to the handlers that were installed before ours."""
-        self._restore()
-        os.kill(os.getpid(), self.signum)
-
-
-def _write_video(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, ts, name: str) -> None:
-    from crl.render import render_run_video
-
-    params = jax.device_get({"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha})
-    try:
-        info = render_run_video(run_dir, cfg, params, cfg.video.episodes, pathlib.Path("videos") / name,
-                                trainer=trainer, width=cfg.video.width, height=cfg.video.height, seed=cfg.seed)
-        log.info("video: %s (%d frames)", info["video"], info["frames"])
-    except Exception as err:  # a video must never cost the run
-        log.warning("video %s failed: %s: %s", name, err.__class__.__name__, err)
-
-
-# -- the loop ----------------------------------------------------------------------------
-
-
-def _first_non_finite(metrics: dict, params_finite: bool) -> str | None:
-    for name, value in metrics.items():
-        if not np.isfinite(value):
-            return f"train/{name}"
-    return None if params_finite else "parameters"
-
-
 def run_training(
-    cfg: Config, run_dir: str | pathlib.Path, progress: bool | None = None, files: dict[str, str] | None = None
+    cfg: Config, run_dir: str | pathlib.Path, files: dict[str, str] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict:
     """Train (or resume), writing TensorBoard events, metrics.csv, checkpoints and
     params.msgpack into `run_dir`. Returns the last epoch's metrics row.
 
     `files` (name -> text) are written into the run dir once the config is accepted
-    (the entry point passes the composed config.yaml)."""
+    (the entry point passes config.yaml). `callbacks` (crl.loop.Callback) see every epoch
+    after it is logged, guarded and checkpointed: the applications' progress bar, videos
+    and W&B logger (crl/apps/callbacks.py)."""
     run_dir = pathlib.Path(run_dir)
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
@@ -240,101 +180,50 @@ def run_training(
     (run_dir / "run_info.json").write_text(json.dumps(sizes, indent=2))
 
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep, cfg.checkpoint.include_buffer)
-    restored = checkpointer.restore_latest(ts) if cfg.checkpoint.resume else None
-    start_epoch, purge_step = 0, None
-    if restored is None:
-        ts = trainer.prefill(ts)
-        if (run_dir / "metrics.csv").exists() or (run_dir / "tensorboard").exists():
-            purge_step = 0  # a previous attempt died before its first checkpoint
-    else:
-        ts, start_epoch = restored.state, restored.epoch
-        purge_step = restored.env_steps + 1
-        if restored.include_buffer:
-            log.info("resuming exactly from %s (epoch %d)", restored.path.name, start_epoch)
-        else:
-            env_steps = ts.env_steps
-            ts = trainer.prefill(ts).replace(env_steps=env_steps)
-            log.warning(
-                "resuming from %s (epoch %d) WITHOUT its replay buffer (checkpoint.include_buffer=false): "
-                "refilled with %d random steps per env; this resume is not exact",
-                restored.path.name, start_epoch, t.prefill_unrolls * t.unroll_length,
-            )
+    ts, start_epoch, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts)
     _truncate_csv(run_dir / "metrics.csv", start_epoch)
 
-    logger = MetricsLogger(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step=purge_step)
-    show = cfg.logging.progress_bar if progress is None else progress
-    bar = None
-    if show:
-        from tqdm import tqdm
-
-        bar = tqdm(total=t.num_epochs, initial=start_epoch, desc=cfg.env.id, unit="epoch", dynamic_ncols=True)
-
     # wall_time continues from the resumed run's last logged value
-    start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
-    row: dict = {}
-    last_saved = start_epoch
-    with _StopRequest() as stop:
-        try:
-            for epoch in range(start_epoch, t.num_epochs):
-                epoch_start = time.perf_counter()
-                ts, train_metrics, params_finite = trainer.train_epoch(ts)
-                train_metrics, params_finite = jax.device_get((train_metrics, params_finite))
-                epoch_time = time.perf_counter() - epoch_start
-                eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, jax.random.fold_in(k_eval, epoch)))
-                env_steps = int(ts.env_steps)
-                row = {
-                    "epoch": epoch + 1,
-                    "env_steps": env_steps,
-                    "sgd_steps": int(ts.sgd_steps),
-                    "wall_time": time.perf_counter() - start,
-                    **{f"eval/{k}": float(v) for k, v in eval_metrics.items()},
-                    **{f"train/{k}": float(v) for k, v in train_metrics.items()},
-                    "train/env_steps_per_second": sizes["env_steps_per_epoch"] / epoch_time,
-                    "train/sgd_steps_per_second": t.training_steps_per_epoch * t.sgd_steps_per_training_step / epoch_time,
-                }
-                logger.log(env_steps, row)
-                bad = _first_non_finite(train_metrics, bool(params_finite))
-                if bad:
-                    last = checkpointer.complete_checkpoints()
-                    raise NonFiniteError(
-                        f"non-finite {bad} at epoch {epoch + 1} (env step {env_steps}); stopped without "
-                        f"checkpointing; last good checkpoint: {last[-1] if last else 'none'}"
-                    )
-                if bar is not None:
-                    bar.set_postfix(
-                        env_steps=env_steps,
-                        sps=f"{row['train/env_steps_per_second']:.0f}",
-                        time_at_goal=f"{row['eval/time_at_goal']:.1f}",
-                    )
-                    bar.update(1)
-                done = epoch + 1 == t.num_epochs
-                if (epoch + 1) % cfg.checkpoint.every_epochs == 0 or done or stop.signum is not None:
-                    checkpointer.save(ts, epoch + 1, env_steps)
-                    last_saved = epoch + 1
-                if cfg.video.enabled and cfg.video.every_epochs and (epoch + 1) % cfg.video.every_epochs == 0:
-                    _write_video(cfg, run_dir, trainer, ts, f"epoch_{epoch + 1:06d}.mp4")
-                if stop.signum is not None and not done:
-                    log.warning("stopping after epoch %d on signal %d (checkpoint saved)", last_saved, stop.signum)
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-            logger.close()
-        if stop.signum is not None and last_saved < t.num_epochs:
-            signum = stop.signum
-            stop.forward()  # default action: the process ends; submitit: requeue
-            raise SystemExit(128 + signum)  # a handler that returned: still stop here
-    if not row:  # the run had already finished: report its last logged epoch
-        row = _last_csv_row(run_dir / "metrics.csv")
+    wall_start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
+    stop = StopOnSignal()
+    checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs, start_epoch)
+    loop_callbacks = [
+        stop,
+        MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step),
+        NonFiniteGuard(checkpointer),
+        checkpointing,
+        *callbacks,
+        *([SaveParams(run_dir)] if cfg.logging.save_params else []),
+    ]
+    ts, progress = train_loop(trainer, ts, k_eval, start_epoch, t.num_epochs, loop_callbacks, wall_start)
+    if stop.signum is not None and checkpointing.last_saved < t.num_epochs:
+        signum = stop.signum
+        stop.forward()  # default action: the process ends; submitit: requeue
+        raise SystemExit(128 + signum)  # a handler that returned: still stop here
+    # the run had already finished: report its last logged epoch
+    return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
 
-    if cfg.video.enabled and start_epoch < t.num_epochs:
-        _write_video(cfg, run_dir, trainer, ts, "final.mp4")
-    if cfg.logging.save_params:
-        params = {"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha}
-        tmp = run_dir / "params.msgpack.tmp"
-        tmp.write_bytes(serialization.to_bytes(jax.device_get(params)))
-        tmp.replace(run_dir / "params.msgpack")
-    return row
+
+def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, checkpointer: Checkpointer, ts):
+    """(state, epochs already done, TensorBoard purge step): the newest intact checkpoint
+    when there is one (and resume is on), else a fresh prefilled state."""
+    restored = checkpointer.restore_latest(ts) if cfg.checkpoint.resume else None
+    if restored is None:
+        # purge 0: a previous attempt died before its first checkpoint
+        logged = (run_dir / "metrics.csv").exists() or (run_dir / "tensorboard").exists()
+        return trainer.prefill(ts), 0, (0 if logged else None)
+    ts, start_epoch = restored.state, restored.epoch
+    if restored.include_buffer:
+        log.info("resuming exactly from %s (epoch %d)", restored.path.name, start_epoch)
+    else:
+        env_steps = ts.env_steps
+        ts = trainer.prefill(ts).replace(env_steps=env_steps)
+        log.warning(
+            "resuming from %s (epoch %d) WITHOUT its replay buffer (checkpoint.include_buffer=false): "
+            "refilled with %d random steps per env; this resume is not exact",
+            restored.path.name, start_epoch, cfg.train.prefill_unrolls * cfg.train.unroll_length,
+        )
+    return ts, start_epoch, restored.env_steps + 1
 
 
 def load_params(run_dir: str | pathlib.Path, trainer: Trainer) -> dict:

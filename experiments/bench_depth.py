@@ -5,7 +5,7 @@
     python experiments/bench_depth.py --depths 4 16 --out /tmp/depth.json
 
 One update = critic InfoNCE step + actor step + temperature step on a batch of the ant's
-sizes (`crl.bench.bench_update`), width 256 and batch 256 by default. Prints a table and
+sizes (`crl.apps.bench.bench_update`), width 256 and batch 256 by default. Prints a table and
 writes JSON. `crl-bench` covers the rest of the training loop.
 """
 
@@ -16,7 +16,7 @@ import json
 import pathlib
 
 
-from crl.bench import bench_update, machine_info, matmul_ceiling
+from crl.apps.bench import bench_update, machine_info, matmul_ceiling
 
 
 def main(argv=None) -> list[dict]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from envs.manipulation import ENV_IDS, make  # noqa: E402
 from envs.manipulation_physics import CONTROL_DT, FRAME_SKIP  # noqa: E402
-from crl.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
+from crl.apps.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
 
 STEP_BUDGET = 4096  # env steps per timed call, spread over the vectorised envs
 

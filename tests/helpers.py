@@ -8,21 +8,34 @@ import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# A run that compiles and trains in seconds: 4 envs, 20-step episodes, width 16.
-TINY = [
-    "train.num_envs=4",
-    "train.total_env_steps=400",
-    "train.num_epochs=2",
-    "train.unroll_length=10",
-    "train.prefill_steps=20",
-    "train.utd_ratio=0.25",
-    "train.batch_size=16",
-    "train.buffer_size=200",
-    "train.num_eval_envs=4",
-    "env.episode_length=20",
-    "network.width=16",
-    "logging.progress_bar=false",
-]
+# A run that compiles and trains in seconds: 4 envs, 20-step episodes, width 16. The one
+# tiny config of the test suite: TINY_CONFIG for the library, TINY (overrides) for crl-train.
+TINY_CONFIG = {
+    "env": {"episode_length": 20},
+    "network": {"width": 16},
+    "train": {"num_envs": 4, "total_env_steps": 400, "num_epochs": 2, "unroll_length": 10, "prefill_steps": 20,
+              "utd_ratio": 0.25, "batch_size": 16, "buffer_size": 200, "num_eval_envs": 4},
+    "logging": {"progress_bar": False},
+}
+
+
+def tiny_config(**sections) -> dict:
+    """TINY_CONFIG with some keys of its sections replaced: tiny_config(train={"num_epochs": 5})."""
+    merged = {name: dict(values) for name, values in TINY_CONFIG.items()}
+    for name, values in sections.items():
+        merged[name] = {**merged.get(name, {}), **values} if isinstance(values, dict) else values
+    return merged
+
+
+def as_overrides(config: dict) -> list[str]:
+    """A nested config as crl-train's key=value overrides."""
+    def text(v):
+        return str(v).lower() if isinstance(v, bool) else str(v)
+
+    return [f"{section}.{k}={text(v)}" for section, values in config.items() for k, v in values.items()]
+
+
+TINY = as_overrides(TINY_CONFIG)
 
 TIMING_COLUMNS = {"wall_time", "train/env_steps_per_second", "train/sgd_steps_per_second"}
 
@@ -32,7 +45,7 @@ def crl_env():
 
 
 def crl_train_cmd(*args):
-    return [sys.executable, "-m", "crl.hydra_main", *args]
+    return [sys.executable, "-m", "crl.apps.train", *args]
 
 
 def crl_train(*args, cwd, timeout=600):

@@ -1,6 +1,6 @@
 """The benchmark's FLOP model against XLA's own count (timings are never asserted)."""
 
-from crl.bench import bench_buffer, update_flops, update_setup
+from crl.apps.bench import bench_buffer, update_flops, update_setup
 
 
 def test_update_flop_count_matches_xla_cost_analysis():
@@ -26,7 +26,7 @@ def test_command_exits_zero_and_writes_json(tmp_path):
     import sys
 
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "-c", "import sys; from crl.bench import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", "import sys; from crl.apps.bench import main; sys.exit(main())",
            "--quick", "--sections", "buffer", "--num-envs", "4", "--out", str(out)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -63,7 +63,7 @@ def _compose(overrides=()):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    import crl.hydra_main  # noqa: F401  registers the defaults
+    import crl.apps.train  # noqa: F401  registers the defaults
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)

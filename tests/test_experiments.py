@@ -1,5 +1,5 @@
 """Experiment tooling: paper presets (grids and composition), launcher presets, results
-tables (crl.collect, crl-collect) and the critical-depth rule (crl.analysis)."""
+tables (crl.apps.collect, crl-collect) and the critical-depth rule (crl.apps.analysis)."""
 
 import itertools
 import json
@@ -123,7 +123,7 @@ def compose(overrides, hydra_config=False):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    import crl.hydra_main  # noqa: F401  registers the library's defaults as Hydra's base config
+    import crl.apps.train  # noqa: F401  registers the library's defaults as Hydra's base config
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra_config)
@@ -274,7 +274,7 @@ def sweep(tmp_path):
 
 
 def test_collect_runs_gives_one_tidy_row_per_run(sweep):
-    from crl.collect import collect_runs
+    from crl.apps.collect import collect_runs
 
     with pytest.warns(UserWarning, match="99_broken"):
         df = collect_runs(sweep)
@@ -291,7 +291,7 @@ def test_collect_runs_gives_one_tidy_row_per_run(sweep):
 
 
 def test_curves_keep_every_epoch(sweep):
-    from crl.collect import curves
+    from crl.apps.collect import curves
 
     with pytest.warns(UserWarning):
         df = curves(sweep)
@@ -302,7 +302,7 @@ def test_curves_keep_every_epoch(sweep):
 
 
 def test_aggregate_gives_mean_and_standard_error_over_seeds(sweep):
-    from crl.collect import aggregate, collect_runs
+    from crl.apps.collect import aggregate, collect_runs
 
     with pytest.warns(UserWarning):
         table = aggregate(collect_runs(sweep))
@@ -316,7 +316,7 @@ def test_aggregate_gives_mean_and_standard_error_over_seeds(sweep):
 
 def crl_collect(*args, capsys=None):
     """Run the console script's main in this process (its imports are already paid for)."""
-    from crl.collect import main
+    from crl.apps.collect import main
 
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
@@ -354,7 +354,7 @@ def test_crl_collect_errors_are_one_line(tmp_path, sweep, capsys):
     else:
         assert code == 0 and len(pd.read_parquet(tmp_path / "table.parquet")) == 5
     # The console script is installed and wired to the same main.
-    result = subprocess.run([sys.executable, "-m", "crl.collect", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "crl.apps.collect", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "--aggregate" in result.stdout
 
 
@@ -362,7 +362,7 @@ def test_crl_collect_errors_are_one_line(tmp_path, sweep, capsys):
 
 
 def test_critical_depth_finds_the_first_large_jump():
-    from crl.analysis import critical_depth
+    from crl.apps.analysis import critical_depth
 
     # The paper's ant U5 maze shape: nothing until depth 32. M = 61, 10% = 6.1.
     result = critical_depth([4, 8, 16, 32, 64], [1.0, 2.0, 4.0, 40.0, 61.0], [0.7, 1.0, 1.5, 10.0, 18.0])
@@ -373,7 +373,7 @@ def test_critical_depth_finds_the_first_large_jump():
 
 
 def test_critical_depth_ignores_jumps_inside_seed_noise_or_too_small():
-    from crl.analysis import critical_depth
+    from crl.apps.analysis import critical_depth
 
     # 4 -> 8 gains 30 but the standard errors (20 each) make 2 x 28.3 = 56.6 the bound.
     noisy = critical_depth([4, 8, 16], [10.0, 40.0, 45.0], [20.0, 20.0, 1.0])
@@ -389,7 +389,7 @@ def test_critical_depth_ignores_jumps_inside_seed_noise_or_too_small():
 
 
 def test_critical_depths_per_task_from_an_aggregate_table():
-    from crl.analysis import critical_depths
+    from crl.apps.analysis import critical_depths
 
     table = pd.DataFrame({
         "env": ["a", "a", "a", "b", "b"],
@@ -408,7 +408,7 @@ def test_critical_depths_per_task_from_an_aggregate_table():
 def test_value_map_masks_walls_and_is_finite_in_free_cells(key):
     import jax
 
-    from crl.analysis import value_map
+    from crl.apps.analysis import value_map
     from crl.config import from_dict
     from crl.run import build_envs
     from crl.train import Trainer

@@ -357,7 +357,7 @@ def test_each_training_id_has_a_config_with_the_paper_defaults(env_id):
 def _trainer_available() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("crl.hydra_main") is not None
+    return importlib.util.find_spec("crl.apps.train") is not None
 
 
 TRAINING_TEST = "test_a_tiny_crl_training_on_ant_runs_end_to_end"
@@ -388,7 +388,7 @@ def tiny_training(request, tmp_path_factory):
     log = run_dir.parent / "crl-train.log"  # a file, not a pipe: a full pipe would stall it
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "crl.hydra_main", *overrides],
+            [sys.executable, "-m", "crl.apps.train", *overrides],
             cwd=run_dir.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     yield process, run_dir, log
@@ -398,7 +398,7 @@ def tiny_training(request, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _trainer_available(), reason="the trainer (crl.hydra_main) is not installed")
+@pytest.mark.skipif(not _trainer_available(), reason="the trainer (crl.apps.train) is not installed")
 def test_a_tiny_crl_training_on_ant_runs_end_to_end(tiny_training):
     import csv
 

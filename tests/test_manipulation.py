@@ -40,7 +40,7 @@ TRAINING_TEST = "test_tiny_crl_training_on_arm_push_easy"
 
 
 def _trainer_available() -> bool:
-    return importlib.util.find_spec("crl.hydra_main") is not None
+    return importlib.util.find_spec("crl.apps.train") is not None
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,7 +62,7 @@ def tiny_training(request, tmp_path_factory):
     env = {**os.environ, "CRL_JAX_CACHE": os.environ.get("CRL_JAX_CACHE", str(REPO / ".jax_cache"))}
     log = run_dir.parent / "crl-train.log"  # a file: a pipe nobody reads could fill and stall it
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "crl.hydra_main", *overrides],
+        process = subprocess.Popen([sys.executable, "-m", "crl.apps.train", *overrides],
                                    cwd=run_dir.parent, env=env, stdout=out, stderr=subprocess.STDOUT)
     yield process, run_dir, log
     if process.poll() is None:
@@ -334,7 +334,7 @@ def test_own_env_matches_shared_program(env_id):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _trainer_available(), reason="the trainer (crl.hydra_main) is not installed")
+@pytest.mark.skipif(not _trainer_available(), reason="the trainer (crl.apps.train) is not installed")
 def test_tiny_crl_training_on_arm_push_easy(tiny_training):
     """`crl-train env=arm_push_easy` with a tiny config runs to the end (started by the
     module fixture) and logs finite metrics for both epochs."""

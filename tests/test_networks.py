@@ -1,4 +1,3 @@
-import time
 
 import jax
 import jax.numpy as jnp
@@ -28,9 +27,11 @@ def test_shapes_and_param_counts(depth):
     cfg = MLPConfig(depth=depth, width=32)
     net = ResidualMLP(cfg, output_size=7)
     x = jnp.ones((3, 5))
-    t0 = time.perf_counter()
     params = jax.jit(net.init)(jax.random.PRNGKey(0), x)["params"]
-    assert time.perf_counter() - t0 < 60  # generous: scanned blocks make init cheap at any depth
+    if depth:  # scanned blocks: the traced program does not grow with depth (compile time in crl-bench)
+        program_size = lambda d: len(jax.make_jaxpr(ResidualMLP(MLPConfig(depth=d, width=32), 7).init)(  # noqa: E731
+            jax.random.PRNGKey(0), x).jaxpr.eqns)
+        assert program_size(depth) == program_size(4)
     assert param_count(params) == expected_params(5, 32, depth, 7)
     if depth:
         assert params["blocks"]["DenseNormAct_0"]["Dense_0"]["kernel"].shape == (depth // 4, 32, 32)

@@ -26,7 +26,7 @@ def sweep(tmp_path_factory):
     sweep_dir = root / "sweep"
     env = {**os.environ, "CRL_JAX_CACHE": str(REPO / ".jax_cache"), "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "crl.hydra_main", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        [sys.executable, "-m", "crl.apps.train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          *TINY, "network.depth=0,4", "seed=0,1", f"hydra.sweep.dir={sweep_dir}"],
         cwd=root, env=env, capture_output=True, text=True, timeout=600,
     )
@@ -37,7 +37,7 @@ def test_joblib_launcher_ran_every_job_of_the_sweep(sweep):
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Joblib" in result.stdout + result.stderr  # the launcher Hydra reports using
-    from crl.collect import collect_runs
+    from crl.apps.collect import collect_runs
 
     runs = collect_runs(sweep_dir)
     assert sorted(zip(runs.critic_depth, runs.seed)) == [(0, 0), (0, 1), (4, 0), (4, 1)]

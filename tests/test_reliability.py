@@ -1,9 +1,7 @@
 """Reliability: exact resume after SIGKILL/SIGTERM, damaged checkpoints, the non-finite
 guard, config validation before compilation, determinism."""
 
-import json
 import os
-import pathlib
 import random
 import signal
 import subprocess
@@ -17,7 +15,7 @@ from crl.checkpoint import Checkpointer
 from crl.config import ConfigError, from_dict
 from crl.run import NonFiniteError, check_output_location, run_training
 from crl.train import Trainer
-from helpers import TINY, crl_env, crl_train, crl_train_cmd, deterministic_columns, read_csv, tensorboard_scalars
+from helpers import TINY, crl_env, crl_train, crl_train_cmd, deterministic_columns, read_csv, tensorboard_scalars, tiny_config
 
 # Ten epochs of a tiny run: long enough to be killed in the middle.
 LONG = [a for a in TINY if not a.startswith(("train.total_env_steps", "train.num_epochs"))] + [
@@ -62,15 +60,21 @@ def start_and_wait_for_rows(run_dir, rows):
 
 def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, reference):
     run_dir = tmp_path / "run"
-    rows = random.Random(int(time.time())).randint(1, 8)  # a random point mid-run
+    # A random point mid-run; CRL_KILL_SEED=<the seed in a failure's message> replays it.
+    seed = int(os.environ.get("CRL_KILL_SEED") or time.time())
+    rng = random.Random(seed)
+    rows = rng.randint(1, 8)
     proc = start_and_wait_for_rows(run_dir, rows)
-    time.sleep(random.random() * 0.5)
+    time.sleep(rng.random() * 0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert len(read_csv(run_dir / "metrics.csv")) < 10
+    assert len(read_csv(run_dir / "metrics.csv")) < 10, f"CRL_KILL_SEED={seed}"
     result = crl_train(*LONG, f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_same_run(run_dir, reference)
+    assert result.returncode == 0, f"CRL_KILL_SEED={seed}: " + result.stderr[-3000:]
+    try:
+        assert_same_run(run_dir, reference)
+    except AssertionError as err:
+        raise AssertionError(f"CRL_KILL_SEED={seed} (killed after {rows} rows): {err}") from None
 
 
 def test_sigterm_checkpoints_before_exit_and_resumes_exactly(tmp_path, reference):
@@ -144,16 +148,7 @@ def test_an_absurd_learning_rate_is_stopped_by_the_guard(tmp_path):
 
 
 def _tiny_config(**train):
-    return from_dict(
-        {
-            "env": {"episode_length": 20},
-            "network": {"width": 16, "actor_width": 16, "critic_width": 16},
-            "train": {"num_envs": 4, "total_env_steps": 1000, "num_epochs": 5, "unroll_length": 10,
-                      "prefill_steps": 20, "utd_ratio": 0.25, "batch_size": 16, "buffer_size": 200,
-                      "num_eval_envs": 4, **train},
-            "logging": {"progress_bar": False},
-        }
-    )
+    return from_dict(tiny_config(train={"total_env_steps": 1000, "num_epochs": 5, **train}))
 
 
 def test_guard_keeps_the_last_good_checkpoint_untouched(tmp_path, monkeypatch):

@@ -43,7 +43,7 @@ def make_run_dir(run_dir: pathlib.Path, env_id: str, episode_length: int = 20):
 
 def crl_render(*args, env=None):
     env = {**os.environ, "CRL_JAX_CACHE": str(REPO / ".jax_cache"), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "crl.render", *map(str, args)], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "crl.apps.render", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -62,7 +62,7 @@ def point_run(tmp_path_factory):
 def test_point_maze_video_has_every_frame_and_shows_the_goal(point_run, tmp_path):
     import imageio.v3 as iio
 
-    from crl.render import GOAL_COLOR, POINT_COLOR, WALL_COLOR
+    from crl.apps.render import GOAL_COLOR, POINT_COLOR, WALL_COLOR
 
     out = tmp_path / "rollout.mp4"
     result = crl_render(point_run, "--episodes", 2, "--out", out, "--width", 240, "--height", 200)
@@ -86,8 +86,8 @@ def test_point_maze_video_has_every_frame_and_shows_the_goal(point_run, tmp_path
 def test_render_run_video_is_the_training_time_entry_point(point_run):
     import imageio.v3 as iio
 
-    from crl.collect import load_run
-    from crl.render import render_run_video
+    from crl.apps.collect import load_run
+    from crl.apps.render import render_run_video
 
     cfg, _, params = load_run(point_run)
     result = render_run_video(point_run, cfg, params, episodes=1, out=pathlib.Path("videos/epoch_2.mp4"),
@@ -98,7 +98,7 @@ def test_render_run_video_is_the_training_time_entry_point(point_run):
 
 
 def test_crl_render_errors_are_one_line(point_run, tmp_path, capsys, monkeypatch):
-    from crl.render import main
+    from crl.apps.render import main
 
     monkeypatch.setenv("MUJOCO_GL", "osmesa")  # main() would otherwise choose one for this process
 
@@ -118,7 +118,7 @@ def test_crl_render_errors_are_one_line(point_run, tmp_path, capsys, monkeypatch
 def test_ant_frames_render_offscreen_with_osmesa(tmp_path):
     import imageio.v3 as iio
 
-    from crl.render import GOAL_COLOR
+    from crl.apps.render import GOAL_COLOR
 
     run_dir = tmp_path / "ant"
     make_run_dir(run_dir, "ant", episode_length=20)

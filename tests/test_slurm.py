@@ -69,7 +69,7 @@ def test_cluster_runs_a_batch_job(slurm_env, tmp_path):
 def test_submitit_slurm_launcher_runs_a_two_job_sweep(slurm_env, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "crl.hydra_main", "-m", "hydra/launcher=submitit_slurm",
+        [sys.executable, "-m", "crl.apps.train", "-m", "hydra/launcher=submitit_slurm",
          "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=10", *TINY, "network.depth=0,4",
          f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, env=slurm_env, capture_output=True, text=True, timeout=600,
@@ -96,7 +96,7 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_env, 
         "train.num_eval_envs=4", "env.episode_length=50", "logging.progress_bar=false",
     ]
     main = subprocess.Popen(
-        [sys.executable, "-m", "crl.hydra_main", "-m", "hydra/launcher=submitit_slurm",
+        [sys.executable, "-m", "crl.apps.train", "-m", "hydra/launcher=submitit_slurm",
          "hydra.launcher.cpus_per_task=2", "hydra.launcher.timeout_min=30", *args, f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, env=slurm_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -124,5 +124,5 @@ def test_a_preempted_job_is_requeued_and_resumes_from_its_checkpoint(slurm_env, 
     assert [int(line.split(",")[0]) for line in lines] == list(range(1, epochs + 1))
     job_log = "".join(p.read_text() for p in (sweep_dir / ".submitit" / job_id).glob("*_log.err"))
     assert "preempted" in job_log, job_log[-3000:]
-    run_log = (metrics.parent / "hydra_main.log").read_text()
+    run_log = (metrics.parent / "train.log").read_text()
     assert "resum" in run_log.lower(), run_log[-3000:]

@@ -1,6 +1,6 @@
 """Results tables from run directories: one tidy row per run, learning curves, seed means.
 
-    from crl.collect import collect_runs, curves, aggregate
+    from crl.apps.collect import collect_runs, curves, aggregate
     runs = collect_runs("multirun/2025-01-01_12-00-00")   # one row per run (final epoch)
     table = aggregate(runs)                                # mean and standard error over seeds
 
@@ -9,25 +9,29 @@ A run directory is any directory under the sweep that holds a `metrics.csv`; its
 the parameter counts. The console script `crl-collect` wraps these functions.
 
 `load_run` turns a run directory back into (Config, Trainer, params) for analysis and
-rendering; it imports JAX only when called, so the tables stay quick to build.
+rendering.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import dataclasses
+import importlib.util
 import json
 import math
 import pathlib
 import sys
 import warnings
 
+import jax
 import numpy as np
 import pandas as pd
 import yaml
+from flax import serialization
 
-from crl.config import NetworkConfig
+from crl.config import NetworkConfig, from_dict
+from crl.run import build_envs, load_params
+from crl.train import Trainer
 
 # Settings that identify a run's configuration, and where they live in config.yaml.
 CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -239,8 +243,6 @@ def aggregate(
 
 def load_config(run_dir: str | pathlib.Path):
     """The run's `crl.config.Config`, validated."""
-    from crl.config import from_dict
-
     return from_dict(read_config(run_dir))
 
 
@@ -250,11 +252,6 @@ def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None
 
     `params_path` reads another params file of the same run (default: run_dir/params.msgpack).
     """
-    from flax import serialization
-
-    from crl.run import build_envs, load_params
-    from crl.train import Trainer
-
     run_dir = pathlib.Path(run_dir)
     cfg = load_config(run_dir)
     env, eval_env = build_envs(cfg)
@@ -264,8 +261,6 @@ def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None
         raise CollectError(f"{path}: no such params file (was the run finished with logging.save_params=true?)")
     if path.name == "params.msgpack":
         return cfg, trainer, load_params(path.parent, trainer)
-    import jax
-
     # Only the structure is needed as a template: eval_shape builds it without computing.
     learner = jax.eval_shape(trainer.init_learner, jax.random.PRNGKey(0))
     target = {"actor": learner["actor_params"], "critic": learner["critic_params"], "log_alpha": np.zeros((), np.float32)}

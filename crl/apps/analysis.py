@@ -24,7 +24,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from crl import losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +74,12 @@ def critical_depth(depths, means, ses=None, rel: float = 0.1, k: float = 2.0) ->
 
 def critical_depths(table, metric: str = "time_at_goal", depth: str = "critic_depth", by: str = "env",
                     rel: float = 0.1, k: float = 2.0):
-    """Apply `critical_depth` per task to a `crl.collect.aggregate` table.
+    """Apply `critical_depth` per task to a `crl.apps.collect.aggregate` table.
 
     Uses the columns `<metric>_mean` and `<metric>_se`. Returns a DataFrame with one row
     per task: by, critical_depth, gain, threshold, task_max, noise_checked.
     """
-    import pandas as pd
+    import pandas as pd  # lazy: the rule itself needs only numpy
 
     rows = []
     for task, group in table.groupby(by, sort=True):
@@ -119,11 +123,6 @@ def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> Val
     `crl.run.load_params` returns; env: a point maze (state = (x, y)); the action is
     the deterministic policy's tanh(mean).
     """
-    import jax
-    import jax.numpy as jnp
-
-    from crl import losses
-
     maze = getattr(env, "maze", None)
     if maze is None or env.state_dim != 2:
         raise ValueError(f"value_map: {env.env_id} is not a 2-D maze whose state is (x, y)")

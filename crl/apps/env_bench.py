@@ -15,7 +15,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from crl.bench import machine_info
+from crl.apps.bench import machine_info
 from envs.wrappers import TrainingEnv
 
 

@@ -31,7 +31,16 @@ import sys
 import types
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from crl import checkpoint as ckpt
+from crl.apps import enable_compilation_cache
+from crl.apps.collect import CollectError, load_config, load_run
+from crl.config import ConfigError
+from crl.run import build_envs
+from crl.train import Trainer
 
 GOAL_COLOR = (30, 190, 60)  # a green no other element of a frame uses
 GOAL_RING_COLOR = (190, 235, 195)
@@ -66,7 +75,9 @@ def configure_gl() -> str:
     os.environ["MUJOCO_GL"] = backend
     os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     if "mujoco" in sys.modules:
-        from mujoco.rendering.classic import gl_context
+        from mujoco.rendering.classic import (
+            gl_context,  # lazy: MUJOCO_GL must be set before MuJoCo loads
+        )
 
         gl_context.GLContext = importlib.import_module(f"mujoco.{backend}").GLContext
     return backend
@@ -109,9 +120,6 @@ def _pose(physics) -> dict:
 
 def rollout(trainer, actor_params, env, episodes: int, steps: int, seed: int = 0) -> Rollout:
     """Run the deterministic policy for `episodes` episodes of `steps` steps on `env`."""
-    import jax
-    import jax.numpy as jnp
-
     state_dim = env.state_dim
 
     @jax.jit
@@ -233,7 +241,7 @@ class MujocoPainter:
 
     def __init__(self, env, width: int, height: int, camera: str | None = None):
         configure_gl()
-        import mujoco
+        import mujoco  # lazy: after configure_gl, which MuJoCo reads at import
 
         self.mujoco = mujoco
         self.model = mujoco_model(env)
@@ -300,7 +308,7 @@ def write_brax_html(env, pose: dict, frames: int, out: pathlib.Path) -> pathlib.
     system = brax_system(env)
     if system is None or "qd" not in pose:
         return None
-    import jax
+    # Brax's viewer only for Brax tasks: not needed to draw point mazes or the arm.
     from brax import kinematics
     from brax.io import html
 
@@ -325,7 +333,7 @@ def _default_fps(env) -> int:
 
 def write_video(frames, out: pathlib.Path, fps: int) -> int:
     """Write uint8 (H, W, 3) frames as an H.264 MP4; returns the number of frames."""
-    import imageio.v2 as imageio
+    import imageio.v2 as imageio  # lazy: only a run that writes a video needs it (and ffmpeg)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # imageio-ffmpeg starts ffmpeg with fork+exec, which is safe; silence Python's generic
@@ -425,9 +433,6 @@ def render_run_video(
     if not out.is_absolute():
         out = pathlib.Path(run_dir) / out
     if trainer is None:
-        from crl.run import build_envs
-        from crl.train import Trainer
-
         env, eval_env = build_envs(cfg)
         trainer = Trainer(cfg, env, eval_env)
     return render_rollouts(trainer, params, trainer.eval_env, episodes, out, **options)
@@ -440,17 +445,6 @@ def load_checkpoint_params(run_dir: pathlib.Path, trainer, checkpoint: str) -> d
     """Parameters of a training checkpoint in <run_dir>/checkpoints: `latest` (the newest
     intact one) or an epoch number (checkpoints/epoch_<N>). Same structure as
     `crl.run.load_params`: {"actor", "critic", "log_alpha"}."""
-    import jax
-
-    try:
-        ckpt = importlib.import_module("crl.checkpoint")
-    except ModuleNotFoundError:
-        raise RenderError(
-            f"--checkpoint {checkpoint}: this install writes no training checkpoints; "
-            "render the final parameters (params.msgpack, the default) or pass --params"
-        ) from None
-    if hasattr(ckpt, "restore_params"):  # a dedicated reader, where the module has one
-        return ckpt.restore_params(run_dir, trainer, None if checkpoint == "latest" else int(checkpoint))
     directory = pathlib.Path(run_dir) / "checkpoints"
     checkpointer = ckpt.Checkpointer(directory)
     template = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
@@ -472,23 +466,11 @@ def load_checkpoint_params(run_dir: pathlib.Path, trainer, checkpoint: str) -> d
             manifest = checkpointer.verify(path)
         except ckpt.CheckpointError as err:
             raise RenderError(f"--checkpoint {epoch}: {err}") from None
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # lazy, as in crl.checkpoint: orbax is slow to import
 
         target = template if manifest.get("include_buffer", True) else template.replace(buffer=None)
         state = ocp.StandardCheckpointer().restore(path / "state", target)
     return {"actor": state.actor_params, "critic": state.critic_params, "log_alpha": state.log_alpha}
-
-
-def _enable_compilation_cache() -> None:
-    """The persistent XLA cache `crl-train` uses (CRL_JAX_CACHE; `off` disables it): a
-    rollout compiles the env step, which takes tens of seconds for Brax/MJX tasks."""
-    where = os.environ.get("CRL_JAX_CACHE", str(pathlib.Path.home() / ".cache" / "crl" / "jax"))
-    if where.lower() == "off":
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,10 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-html", action="store_true", help="skip Brax's HTML viewer for Brax tasks")
     args = parser.parse_args(argv)
     configure_gl()  # before anything imports MuJoCo
-    _enable_compilation_cache()
-
-    from crl.collect import CollectError, load_config, load_run
-    from crl.config import ConfigError
+    enable_compilation_cache()
 
     out = args.out or args.run_dir / "videos" / "rollout.mp4"
     if out.suffix.lower() != ".mp4":
@@ -523,9 +502,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if args.checkpoint is not None:
-            from crl.run import build_envs
-            from crl.train import Trainer
-
             cfg = load_config(args.run_dir)
             env, eval_env = build_envs(cfg)
             trainer = Trainer(cfg, env, eval_env)

@@ -9,18 +9,23 @@ Exit codes: 0 done; 2 bad configuration or output location (one line on stderr);
 
 from __future__ import annotations
 
-import os
+import logging
 import pathlib
 import shutil
 import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from crl.config import default_tree
+from crl.apps import enable_compilation_cache
+from crl.apps.callbacks import app_callbacks
+from crl.checkpoint import CheckpointError
+from crl.config import ConfigError, default_tree, from_dict
+from crl.run import NonFiniteError, build_envs, run_training
 
-CONF_DIR = pathlib.Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = pathlib.Path(__file__).resolve().parents[2] / "conf"
 
 
 def register_configs() -> None:
@@ -36,20 +41,6 @@ def register_configs() -> None:
 register_configs()
 EXIT_CONFIG, EXIT_NON_FINITE, EXIT_CHECKPOINT = 2, 3, 4
 _CREATED_ROOT: pathlib.Path | None = None  # the outermost output directory this command creates
-
-
-def _enable_compilation_cache() -> None:
-    """Reuse compiled programs across runs (sweeps recompile the same shapes otherwise).
-
-    CRL_JAX_CACHE=off disables it; any other value is the cache directory.
-    """
-    where = os.environ.get("CRL_JAX_CACHE", str(pathlib.Path.home() / ".cache" / "crl" / "jax"))
-    if where.lower() == "off":
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 def _remove_if_only_hydra_files(run_dir: pathlib.Path) -> None:
@@ -77,14 +68,6 @@ def _fail(code: int, kind: str, message: str) -> None:
 
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _main(dcfg: DictConfig) -> float:
-    from hydra.core.hydra_config import HydraConfig
-
-    from crl.checkpoint import CheckpointError
-    from crl.config import ConfigError, from_dict
-    from crl.run import NonFiniteError, build_envs, run_training
-
-    import logging
-
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -95,11 +78,12 @@ def _main(dcfg: DictConfig) -> float:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))
 
-    _enable_compilation_cache()
+    enable_compilation_cache()
     try:
         # config.yaml holds the validated config, derived values resolved (Hydra's composed
         # copy, with its nulls, stays in .hydra/).
-        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(cfg.to_dict())})
+        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(cfg.to_dict())},
+                           callbacks=app_callbacks(cfg, run_dir))
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))

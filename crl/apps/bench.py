@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from crl import buffer as replay
 from crl.config import from_dict
+from crl.run import build_envs
 from crl.train import Trainer, TrainState
 
 # The ant tasks' sizes (state 29, goal 2, action 8) so update numbers transfer to them.
@@ -43,8 +44,6 @@ STATE_DIM, GOAL_DIM, ACTION_SIZE = 29, 2, 8
 
 def machine_info() -> dict:
     """What every benchmark JSON records about where it ran (load shows contention)."""
-    import os
-
     return {
         "platform": platform.platform(),
         "processor": platform.processor(),
@@ -123,8 +122,6 @@ class _SizesOnly:
 def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: bool = False, dtype: str = "float32",
                  network: dict | None = None):
     """(jitted update, TrainState, Batch, key) for a synthetic batch of the ant's sizes."""
-    from crl.run import build_envs
-
     cfg = from_dict(
         {
             "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
@@ -183,8 +180,6 @@ def update_memory(depth: int, width: int, batch: int, remat: bool) -> dict:
 
 def _trainer(env_id: str, num_envs: int, depth: int = 4, width: int = 256, batch: int = 256,
              buffer_size: int = 2000, unroll: int = 50, utd: float = 1 / 32, episode_length: int | None = None):
-    from crl.run import build_envs
-
     base = {"env": {"id": env_id}}
     if episode_length:
         base["env"]["episode_length"] = episode_length

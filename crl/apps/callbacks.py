@@ -1,0 +1,169 @@
+"""Training-loop callbacks that need application libraries: the tqdm progress bar,
+rollout videos (MuJoCo, imageio) and Weights & Biases. The library's own callbacks
+(metrics files, guard, checkpoints, signals, params) are in crl/callbacks.py.
+
+    callbacks = app_callbacks(cfg, run_dir)     # what cfg.logging / cfg.video ask for
+    run_training(cfg, run_dir, callbacks=callbacks)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import struct
+import time
+
+import jax
+from tqdm import tqdm
+
+from crl.apps.render import render_run_video
+from crl.callbacks import learned_params
+from crl.config import Config
+from crl.loop import Callback, Progress
+
+log = logging.getLogger(__name__)
+
+
+class ProgressBar(Callback):
+    """One tick per epoch, with env steps, env steps/s and the latest time at goal."""
+
+    def __init__(self, desc: str):
+        self.desc = desc
+        self.bar = None
+
+    def on_start(self, trainer, start_epoch: int, num_epochs: int) -> None:
+        self.bar = tqdm(total=num_epochs, initial=start_epoch, desc=self.desc, unit="epoch", dynamic_ncols=True)
+
+    def on_epoch(self, progress: Progress) -> None:
+        row = progress.metrics
+        self.bar.set_postfix(
+            env_steps=row["env_steps"],
+            sps=f"{row['train/env_steps_per_second']:.0f}",
+            time_at_goal=f"{row['eval/time_at_goal']:.1f}",
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Videos(Callback):
+    """videos/epoch_NNNNNN.mp4 every `every_epochs` epochs (0: never) and videos/final.mp4
+    when the run finishes. A failed video is logged and never costs the run."""
+
+    def __init__(self, cfg: Config, run_dir: pathlib.Path):
+        self.cfg = cfg
+        self.run_dir = pathlib.Path(run_dir)
+        self.trainer = None
+
+    def on_start(self, trainer, start_epoch: int, num_epochs: int) -> None:
+        self.trainer = trainer
+
+    def on_epoch(self, progress: Progress) -> None:
+        every = self.cfg.video.every_epochs
+        if every and progress.epoch % every == 0:
+            self._write(progress.state, f"epoch_{progress.epoch:06d}.mp4")
+
+    def on_end(self, state, progress: Progress | None) -> None:
+        if progress is not None and progress.done:
+            self._write(state, "final.mp4")
+
+    def _write(self, state, name: str) -> None:
+        v = self.cfg.video
+        try:
+            info = render_run_video(
+                self.run_dir, self.cfg, jax.device_get(learned_params(state)), v.episodes,
+                pathlib.Path("videos") / name, trainer=self.trainer, width=v.width, height=v.height, seed=self.cfg.seed,
+            )
+            log.info("video: %s (%d frames)", info["video"], info["frames"])
+        except Exception as err:  # a video must never cost the run
+            log.warning("video %s failed: %s: %s", name, err.__class__.__name__, err)
+
+
+class WandbLogger(Callback):
+    """Every epoch's row to Weights & Biases (x axis: env steps), in <run dir>/wandb/.
+
+    Mode `auto` logs online when an API key is configured (WANDB_API_KEY) and offline
+    otherwise; an offline run is uploaded later with `wandb sync <run dir>/wandb/offline-run-*`.
+    The W&B run id is derived from the run dir, so a resumed run continues the same W&B run."""
+
+    def __init__(self, cfg: Config, run_dir: pathlib.Path):
+        self.cfg = cfg
+        self.run_dir = pathlib.Path(run_dir)
+        self.run = None
+
+    @staticmethod
+    def mode(setting: str) -> str:
+        if setting == "auto":
+            return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        return setting
+
+    def on_start(self, trainer, start_epoch: int, num_epochs: int) -> None:
+        import wandb  # lazy: an optional dependency (pip install -e ".[wandb]")
+
+        (self.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+        run_id = hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+        self.run = wandb.init(
+            project=self.cfg.logging.wandb_project, dir=str(self.run_dir), id=run_id, resume="allow",
+            name=self.run_dir.name, mode=self.mode(self.cfg.logging.wandb_mode),
+            config=json.loads(json.dumps(self.cfg.to_dict())),
+        )
+
+    def on_epoch(self, progress: Progress) -> None:
+        self.run.log(dict(progress.metrics), step=int(progress.metrics["env_steps"]))
+
+    def close(self) -> None:
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+
+
+def app_callbacks(cfg: Config, run_dir: pathlib.Path) -> list[Callback]:
+    """The callbacks `crl-train` adds to the library's own, as the config asks."""
+    callbacks: list[Callback] = []
+    if cfg.logging.progress_bar:
+        callbacks.append(ProgressBar(cfg.env.id))
+    if cfg.logging.wandb:
+        callbacks.append(WandbLogger(cfg, run_dir))
+    if cfg.video.enabled:
+        callbacks.append(Videos(cfg, run_dir))
+    return callbacks
+
+
+def read_wandb_history(run_file: str | pathlib.Path, wait_s: float = 30.0) -> list[dict]:
+    """The history rows of a W&B run file (`run-<id>.wandb`, e.g. of an offline run),
+    read without W&B's service. W&B's writer process may still be flushing the file just
+    after `finish()` returns: this waits (up to `wait_s`) for the run's exit record.
+
+    Format: a 7-byte header, then records in 32 KiB blocks, each chunk with a 7-byte
+    header (crc32, length, kind: 1 full, 2 first, 3 middle, 4 last)."""
+    from wandb.proto import wandb_internal_pb2  # lazy: optional dependency
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        data = pathlib.Path(run_file).read_bytes()
+        block, pos, pending, rows, complete = 32768, 7, b"", [], False
+        while pos + 7 <= len(data):
+            left = block - pos % block
+            _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+            if left < 7 or (length == 0 and kind == 0):  # block padding
+                pos += left
+                continue
+            pending += data[pos + 7:pos + 7 + length]
+            pos += 7 + length
+            if kind in (1, 4):
+                record = wandb_internal_pb2.Record()
+                record.ParseFromString(pending)
+                pending = b""
+                kind_name = record.WhichOneof("record_type")
+                complete |= kind_name == "exit"
+                if kind_name == "history":
+                    rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                                 for item in record.history.item})
+        if complete or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)

@@ -1,0 +1,143 @@
+"""The library's own training-loop callbacks (see crl/loop.py): metrics files, the
+non-finite guard, checkpoints, the stop signal and the final parameters.
+
+Applications add theirs (a progress bar, videos, Weights & Biases) in crl/apps/callbacks.py.
+Order matters and is the order of the list: log the epoch first, then refuse a non-finite
+state (so the bad epoch is visible but never checkpointed), then checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+import signal
+
+import jax
+import numpy as np
+from flax import serialization
+
+from crl.checkpoint import Checkpointer
+from crl.logger import MetricsLogger
+from crl.loop import Callback, Progress
+
+log = logging.getLogger(__name__)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN or inf; the message names the epoch, env step and metric."""
+
+
+def learned_params(ts) -> dict:
+    """The parameters a run produces (params.msgpack's layout)."""
+    return {"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha}
+
+
+class MetricsFiles(Callback):
+    """TensorBoard events and metrics.csv, one row per epoch (crl/logger.py)."""
+
+    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, csv: bool, purge_step: int | None):
+        self.logger = MetricsLogger(run_dir, tensorboard, csv, purge_step=purge_step)
+
+    def on_epoch(self, progress: Progress) -> None:
+        self.logger.log(progress.metrics["env_steps"], progress.metrics)
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+class NonFiniteGuard(Callback):
+    """Stops the run, before it is checkpointed, at the first NaN/inf metric or parameter."""
+
+    def __init__(self, checkpointer: Checkpointer):
+        self.checkpointer = checkpointer
+
+    def on_epoch(self, progress: Progress) -> None:
+        bad = next((f"train/{k[len('train/'):]}" for k, v in progress.metrics.items()
+                    if k.startswith("train/") and not np.isfinite(v)), None)
+        if bad is None and not progress.params_finite:
+            bad = "parameters"
+        if bad:
+            last = self.checkpointer.complete_checkpoints()
+            raise NonFiniteError(
+                f"non-finite {bad} at epoch {progress.epoch} (env step {progress.metrics['env_steps']}); stopped "
+                f"without checkpointing; last good checkpoint: {last[-1] if last else 'none'}"
+            )
+
+
+class Checkpointing(Callback):
+    """Saves every `every_epochs` epochs, at the end, and when a stop was requested."""
+
+    def __init__(self, checkpointer: Checkpointer, every_epochs: int, start_epoch: int):
+        self.checkpointer = checkpointer
+        self.every_epochs = every_epochs
+        self.last_saved = start_epoch
+
+    def on_epoch(self, progress: Progress) -> None:
+        if progress.epoch % self.every_epochs == 0 or progress.done or progress.stop_requested:
+            self.checkpointer.save(progress.state, progress.epoch, progress.metrics["env_steps"])
+            self.last_saved = progress.epoch
+
+
+class StopOnSignal(Callback):
+    """A scheduler's stop signal (SIGTERM, SIGUSR1, SIGUSR2) ends the run after the running
+    epoch, once it is checkpointed; then `forward()` lets the signal do what it would have
+    done (exit, or submitit's requeue). A second signal stops at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+        for sig in STOP_SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals stay as they were
+                pass
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # a second signal: stop now, the last checkpoint stands
+            self._restore()
+            os.kill(os.getpid(), signum)
+            return
+        self.signum = signum
+        log.warning("received signal %d: checkpointing at the end of this epoch", signum)
+
+    def on_end(self, state, progress: Progress | None) -> None:
+        if self.signum is not None and progress is not None and not progress.done:
+            log.warning("stopping after epoch %d on signal %d (checkpoint saved)", progress.epoch, self.signum)
+
+    def _restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def close(self) -> None:
+        self._restore()
+
+    def forward(self) -> None:
+        """Re-deliver the signal to the handlers that were installed before ours."""
+        self._restore()
+        os.kill(os.getpid(), self.signum)
+
+
+def finished(progress: Progress | None) -> bool:
+    """The run reached its last epoch (now, or before this process: no epoch ran)."""
+    return progress is None or progress.done
+
+
+class SaveParams(Callback):
+    """params.msgpack: the final actor and critic parameters and log alpha (atomic write),
+    once the run has finished (not when a signal stopped it early)."""
+
+    def __init__(self, run_dir: pathlib.Path):
+        self.path = pathlib.Path(run_dir) / "params.msgpack"
+
+    def on_end(self, state, progress: Progress | None) -> None:
+        if finished(progress):
+            tmp = self.path.with_suffix(".msgpack.tmp")
+            tmp.write_bytes(serialization.to_bytes(jax.device_get(learned_params(state))))
+            tmp.replace(self.path)
