@@ -103,3 +103,11 @@ def test_readme_library_example_builds_the_depth_it_asks_for():
         block_axes = {leaf.shape[0] for path, leaf in jax.tree_util.tree_leaves_with_path(params)
                       if any("blocks" in str(p).lower() or "scan" in str(p).lower() for p in path)}
         assert block_axes == {2}, block_axes
+
+
+def test_env_params_need_no_plus_on_the_command_line():
+    from crl.apps.train import env_param_overrides
+
+    overrides = env_param_overrides(["env.params.speed=0.3", "network.depth=8"])
+    assert overrides == ["++env.params.speed=0.3", "network.depth=8"]
+    assert from_dict(_compose(overrides)).env.params == {"speed": 0.3}

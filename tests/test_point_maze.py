@@ -103,3 +103,33 @@ def test_training_env_truncates_and_resets_with_new_goals():
         else:
             assert np.all(np.asarray(s.done) == 0)
     assert not np.allclose(goals[0], goals[1]) and not np.allclose(goals[1], goals[2])
+
+
+def test_env_params_are_checked_by_value_with_one_line():
+    import dataclasses
+
+    from envs.params import build, describe, param
+
+    @dataclasses.dataclass(frozen=True)
+    class Params:
+        backend: str = param("spring", choices=("spring", "mjx"))
+        frames: int = param(10, low=1)
+        jitter: float = param(0.0, low=0.0, high=1.0, high_open=True)
+        noise: bool = param(False)
+
+    assert build(Params, "x", {"frames": 5.0, "jitter": 0}) == Params(frames=5, jitter=0.0)
+    for values, message in [
+        ({"backend": "brax"}, "env.params.backend: 'brax' is not allowed; use one of spring, mjx"),
+        ({"frames": 0}, "env.params.frames: 0 is not allowed; use an integer >= 1"),
+        ({"frames": 2.5}, "env.params.frames: 2.5 is not allowed; use an integer >= 1"),
+        ({"jitter": 1.0}, "env.params.jitter: 1.0 is not allowed; use a number >= 0.0 and < 1.0"),
+        ({"noise": 1}, "env.params.noise: 1 is not allowed; use true or false"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            build(Params, "x", values)
+        assert str(err.value) == message
+    with pytest.raises(KeyError, match="env.params.nope: not a parameter of x; allowed: backend, frames, jitter, noise"):
+        build(Params, "x", {"nope": 1})
+    assert [d["name"] for d in describe(Params)] == ["backend", "frames", "jitter", "noise"]
+    with pytest.raises(ValueError, match=r"^env.params.speed: -0.5 is not allowed; use a number > 0.0$"):
+        envs.make("point_u_maze", speed=-0.5)

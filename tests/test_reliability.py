@@ -218,8 +218,10 @@ BAD_CONFIGS = [
     ("train.num_envs=abc", "train.num_envs", "integer"),
     ("env.id=point_nowhere", "env.id", "known: "),
     ("env.eval_id=point_nowhere", "env.eval_id", "known:"),
-    ("+env.params.speedd=1", "env.params.speedd", "allowed:"),
-    ("+env.params.speed=2.0", "env.params.speed", "tunnel"),
+    ("env.params.speedd=1", "env.params.speedd", "allowed:"),  # no `+` needed for env.params
+    ("env.params.speed=2.0", "env.params.speed", "tunnel"),
+    ("env.params.speed=-1", "env.params.speed", "use a number > 0"),
+    ("network.critic_depth=3", "network.critic_depth", "multiple of 4"),
     ("+train.bogus=1", "train.bogus", "unknown key"),
     ("hydra.run.dir=/dev/null/run", "hydra.run.dir", "not writable"),
 ]

@@ -120,7 +120,15 @@ def _precheck_output_location(argv: list[str]) -> None:
             shutil.rmtree(first_new, ignore_errors=True)
 
 
+def env_param_overrides(argv: list[str]) -> list[str]:
+    """`env.params.NAME=V` adds or overrides a task parameter without Hydra's `+`: a task's
+    config lists only the parameters it changes, and the env family checks every name and
+    value itself (one line naming the key). Hydra's `++` means exactly add-or-override."""
+    return [f"++{a}" if a.startswith("env.params.") and "=" in a else a for a in argv]
+
+
 def main() -> None:
+    sys.argv[1:] = env_param_overrides(sys.argv[1:])
     if not any(a.startswith(("--help", "-h", "--cfg", "-c", "--info", "--hydra-help")) for a in sys.argv[1:]):
         _precheck_output_location(sys.argv[1:])
     _main()

@@ -18,19 +18,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
-from envs.maze_layouts import MazeLayout, layout
+from envs.maze_layouts import MazeLayout
+from envs.params import param
 
 
 @dataclasses.dataclass(frozen=True)
 class PointMazeParams:
-    cell_size: float = 1.0
-    speed: float = 0.25
-    point_radius: float = 0.1
-    start_noise: float = 0.1  # uniform +- around the start cell's centre
-    goal_noise: float = 0.25  # uniform +- around the goal cell's centre
-    success_radius: float = 0.5
-    success_radius_easy: float = 1.0
-    episode_length: int = 100
+    """`env.params.*` of the point mazes (checked by envs.params.build)."""
+
+    cell_size: float = param(1.0, low=0.0, low_open=True, doc="side of a maze cell")
+    speed: float = param(0.25, low=0.0, low_open=True, doc="distance per step at |action| = 1 (< cell_size - 2 point_radius)")
+    point_radius: float = param(0.1, low=0.0, doc="radius of the point's disc")
+    start_noise: float = param(0.1, low=0.0, doc="uniform +- around the start cell's centre")
+    goal_noise: float = param(0.25, low=0.0, doc="uniform +- around the goal cell's centre")
+    success_radius: float = param(0.5, low=0.0, low_open=True, doc="time at goal counts inside it")
+    success_radius_easy: float = param(1.0, low=0.0, low_open=True, doc="the easy success metric's radius")
+    episode_length: int = param(100, low=2, doc="set from env.episode_length")
 
 
 class PointMaze(GoalEnv):
@@ -140,31 +143,3 @@ class PointMaze(GoalEnv):
             if np.linalg.norm(xy - nearest) < r - 1e-5:
                 return True
         return False
-
-
-# An open 5 x 5 arena: start in the centre, goals anywhere.
-_OPEN_ARENA = MazeLayout("open", ("#######", "#GGGGG#", "#GGGGG#", "#GGRGG#", "#GGGGG#", "#GGGGG#", "#######"))
-
-POINT_MAZES = {
-    "point_open": None,
-    "point_u_maze": "u_maze",
-    "point_big_maze": "big_maze",
-    "point_hardest_maze": "hardest_maze",
-    "point_u4_maze": "u4_maze",
-    "point_u5_maze": "u5_maze",
-}
-ENV_IDS = sorted(
-    list(POINT_MAZES) + [f"{k}_eval" for k, v in POINT_MAZES.items() if v is not None]
-)
-
-
-def make(env_id: str, **kwargs) -> PointMaze:
-    base = env_id[: -len("_eval")] if env_id.endswith("_eval") else env_id
-    if base not in POINT_MAZES or (base == "point_open" and base != env_id):
-        raise KeyError(f"env.id: unknown point env {env_id!r}; known: {', '.join(ENV_IDS)}")
-    maze = _OPEN_ARENA if base == "point_open" else layout(POINT_MAZES[base] + ("_eval" if base != env_id else ""))
-    fields = {f.name for f in dataclasses.fields(PointMazeParams)}
-    unknown = sorted(set(kwargs) - fields)
-    if unknown:
-        raise KeyError(f"env.params.{unknown[0]}: not a parameter of {env_id}; allowed: {', '.join(sorted(fields))}")
-    return PointMaze(env_id, maze, PointMazeParams(**kwargs))
