@@ -17,15 +17,18 @@ from envs.base import GoalEnv
 Policy = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def evaluate(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int, episode_length: int) -> dict:
-    """Mean over `num_envs` episodes of:
+def rollout(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int, steps: int,
+            record: Callable | None = None) -> dict:
+    """`num_envs` episodes of `steps` steps without auto-reset: the one rollout that both
+    evaluation and crl-render run. Time-major arrays (steps, num_envs):
 
-    time_at_goal   steps spent within the success radius
-    success_any    1 if the episode was within the radius at least once
-    success_easy_any   the same for the env's easy radius
-    final_dist     distance to the goal at the episode's last step
-    min_dist       closest approach to the goal
-    episode_length steps until termination (or the full length)
+    at_goal, at_goal_easy   inside the success radius while the episode runs (else 0)
+    dist                    distance to the goal (frozen once the episode ended)
+    running                 1 while the episode runs (a robot that fell stops it)
+    goal                    (num_envs, goal_dim) the episodes' goals
+
+    With `record(physics) -> pytree`, also `start` (record of the reset states) and
+    `record` (of the state after each step), e.g. the poses a video draws.
     """
     state_dim = env.state_dim
     reset_key, policy_key = jax.random.split(key)
@@ -43,6 +46,8 @@ def evaluate(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int
             "dist": m["dist"],
             "running": running,
         }
+        if record is not None:
+            out["record"] = jax.vmap(record)(nxt.physics)
         still = running * (1.0 - nxt.done)
         # Freeze finished episodes so their final distance stays what it was.
         nxt = jax.tree.map(
@@ -54,7 +59,24 @@ def evaluate(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int
         return (nxt, still), out
 
     running0 = jnp.ones((num_envs,), jnp.float32)
-    _, traj = jax.lax.scan(step, (start, running0), jax.random.split(policy_key, episode_length))
+    _, traj = jax.lax.scan(step, (start, running0), jax.random.split(policy_key, steps))
+    traj["goal"] = start.goal
+    if record is not None:
+        traj["start"] = jax.vmap(record)(start.physics)
+    return traj
+
+
+def evaluate(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int, episode_length: int) -> dict:
+    """Mean over `num_envs` episodes (of `rollout`) of:
+
+    time_at_goal   steps spent within the success radius
+    success_any    1 if the episode was within the radius at least once
+    success_easy_any   the same for the env's easy radius
+    final_dist     distance to the goal at the episode's last step
+    min_dist       closest approach to the goal
+    episode_length steps until termination (or the full length)
+    """
+    traj = rollout(env, policy, params, key, num_envs, episode_length)
     steps = jnp.sum(traj["running"], axis=0)
     last = jnp.maximum(steps.astype(jnp.int32) - 1, 0)
     final_dist = traj["dist"][last, jnp.arange(num_envs)]

@@ -40,6 +40,7 @@ from envs.locomotion_scene import (
     open_task,
 )
 from envs.maze_layouts import MazeLayout, layout
+from envs.mujoco_draw import MujocoPainter
 
 _ANT_MAZES = ["u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"]
 _HUMANOID_MAZES = ["u_maze", "big_maze", "hardest_maze"]
@@ -129,6 +130,17 @@ class LocomotionEnv(GoalEnv):
     @property
     def backend(self) -> str:
         return self.scene.backend
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def pose(self, physics) -> dict:
+        return {"q": physics.q, "qd": physics.qd}
+
+    def painter(self, width: int, height: int, camera: str | None = None):
+        return MujocoPainter(self.render_system().mj_model, self.success_radius, width, height, camera, follow=True)
+
+    def brax_system(self):
+        return self.render_system()
 
     def render_system(self):
         """A Brax System with every wall of the maze in place (the physics System only has

@@ -42,6 +42,7 @@ from envs.manipulation_physics import (
     tcp_action,
 )
 from envs.manipulation_tasks import GOAL_CANDIDATES, REST_Z, TASKS, TaskData, task_data
+from envs.mujoco_draw import MujocoPainter
 
 ENV_IDS = sorted(TASKS)
 
@@ -171,6 +172,12 @@ class ArmEnv(GoalEnv):
     def dt(self) -> float:
         """Seconds of simulated time per env step."""
         return CONTROL_DT
+
+    def pose(self, physics) -> dict:
+        return {"q": physics.qpos, "mocap_pos": physics.mocap_pos}
+
+    def painter(self, width: int, height: int, camera: str | None = None):
+        return MujocoPainter(self.model.mj, self.success_radius, width, height, camera)
 
 
 def make(env_id: str, **kwargs) -> ArmEnv:

@@ -62,7 +62,7 @@ def point_run(tmp_path_factory):
 def test_point_maze_video_has_every_frame_and_shows_the_goal(point_run, tmp_path):
     import imageio.v3 as iio
 
-    from crl.apps.render import GOAL_COLOR, POINT_COLOR, WALL_COLOR
+    from envs.colors import GOAL_COLOR, POINT_COLOR, WALL_COLOR
 
     out = tmp_path / "rollout.mp4"
     result = crl_render(point_run, "--episodes", 2, "--out", out, "--width", 240, "--height", 200)
@@ -118,7 +118,7 @@ def test_crl_render_errors_are_one_line(point_run, tmp_path, capsys, monkeypatch
 def test_ant_frames_render_offscreen_with_osmesa(tmp_path):
     import imageio.v3 as iio
 
-    from crl.apps.render import GOAL_COLOR
+    from envs.colors import GOAL_COLOR
 
     run_dir = tmp_path / "ant"
     make_run_dir(run_dir, "ant", episode_length=20)
@@ -132,3 +132,20 @@ def test_ant_frames_render_offscreen_with_osmesa(tmp_path):
         assert frame.std() > 10, "a blank frame"
         assert colour_pixels(frame, GOAL_COLOR, 80) > 3, "the goal sphere is not visible"
     assert (tmp_path / "ant.html").read_text().count("<html") >= 1  # Brax's viewer of the episode
+
+
+def test_the_video_rollout_is_the_evaluation_rollout(point_run):
+    """crl-render and evaluation run one rollout function: same episodes, same time at goal."""
+    import jax
+
+    from crl.apps.collect import load_run
+    from crl.apps.render import rollout
+    from crl.evaluate import evaluate
+
+    cfg, trainer, params = load_run(point_run)
+    env = trainer.eval_env
+    roll = rollout(trainer, params["actor"], env, episodes=4, steps=20, seed=3)
+    metrics = evaluate(env, trainer.policy_deterministic, params["actor"], jax.random.PRNGKey(3), 4, 20)
+    per_episode = [roll.success[e, 1: roll.frames[e]].sum() for e in range(4)]
+    assert np.mean(per_episode) == pytest.approx(float(metrics["time_at_goal"]))
+    assert roll.pose["q"].shape == (4, 21, 2) and np.all(roll.frames == 21)

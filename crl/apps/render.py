@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
-import os
 import pathlib
 import sys
 import types
@@ -39,48 +37,14 @@ from crl import checkpoint as ckpt
 from crl.apps import enable_compilation_cache
 from crl.apps.collect import CollectError, load_config, load_run
 from crl.config import ConfigError
+from crl.evaluate import rollout as evaluation_rollout
 from crl.run import build_envs
 from crl.train import Trainer
-
-GOAL_COLOR = (30, 190, 60)  # a green no other element of a frame uses
-GOAL_RING_COLOR = (190, 235, 195)
-POINT_COLOR = (215, 40, 40)
-TRAIL_COLOR = (240, 170, 160)
-WALL_COLOR = (70, 72, 84)
-FLOOR_COLOR = (236, 234, 224)
-OUTSIDE_COLOR = (255, 255, 255)
+from envs.mujoco_draw import configure_gl
 
 
 class RenderError(RuntimeError):
     """A run that cannot be rendered (no params, an env without a renderer, ...)."""
-
-
-# -- GL backend for MuJoCo ------------------------------------------------------------------
-
-
-def _has_nvidia_gpu() -> bool:
-    return os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version")
-
-
-def configure_gl() -> str:
-    """Pick MuJoCo's headless GL backend (egl with an NVIDIA GPU, else osmesa) unless
-    MUJOCO_GL is set or a display is available. MuJoCo fixes its GL context class at
-    import, so when it is already imported the class is swapped for the chosen one."""
-    chosen = os.environ.get("MUJOCO_GL")
-    if chosen:
-        return chosen
-    if os.environ.get("DISPLAY"):
-        return "glfw"
-    backend = "egl" if _has_nvidia_gpu() else "osmesa"
-    os.environ["MUJOCO_GL"] = backend
-    os.environ.setdefault("PYOPENGL_PLATFORM", backend)
-    if "mujoco" in sys.modules:
-        from mujoco.rendering.classic import (
-            gl_context,  # lazy: MUJOCO_GL must be set before MuJoCo loads
-        )
-
-        gl_context.GLContext = importlib.import_module(f"mujoco.{backend}").GLContext
-    return backend
 
 
 # -- rolling out ----------------------------------------------------------------------------
@@ -102,46 +66,19 @@ class Rollout:
     frames: np.ndarray
 
 
-def _pose(physics) -> dict:
-    """What a frame needs from an env's physics: q (and qd, mocap positions) for
-    MuJoCo-based envs, the (x, y) position for the point maze."""
-    physics = getattr(physics, "pipeline", physics)  # an env wrapping its pipeline state
-    if hasattr(physics, "q") and hasattr(physics, "qd"):  # a Brax (or Brax-MJX) pipeline state
-        pose = {"q": physics.q, "qd": physics.qd}
-    elif hasattr(physics, "qpos"):  # an MJX Data
-        pose = {"q": physics.qpos, "qd": physics.qvel}
-    else:
-        return {"q": physics}  # the point maze: (x, y)
-    mocap = getattr(physics, "mocap_pos", None)
-    if mocap is not None and getattr(mocap, "size", 0):
-        pose["mocap_pos"] = mocap  # goal markers, bins: bodies the physics moves by hand
-    return pose
-
-
 def rollout(trainer, actor_params, env, episodes: int, steps: int, seed: int = 0) -> Rollout:
-    """Run the deterministic policy for `episodes` episodes of `steps` steps on `env`."""
-    state_dim = env.state_dim
+    """The deterministic policy for `episodes` episodes of `steps` steps on `env`: the
+    evaluation rollout (crl.evaluate.rollout), recording the env's poses for drawing."""
 
     @jax.jit
     def run(params, key):
-        start = jax.vmap(env.reset)(jax.random.split(key, episodes))
-
-        def step(carry, _):
-            state, running = carry
-            obs = state.obs
-            action = trainer.policy_deterministic(params, obs[:, :state_dim], obs[:, state_dim:])
-            nxt = jax.vmap(env.step)(state, action)
-            still = running * (1.0 - nxt.done)
-            return (nxt, still), (_pose(nxt.physics), nxt.metrics["success"], running)
-
-        running0 = jnp.ones((episodes,), jnp.float32)
-        _, (poses, success, running) = jax.lax.scan(step, (start, running0), None, length=steps)
-        poses = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), _pose(start.physics), poses)
-        success = jnp.concatenate([start.metrics["success"][None], success])
+        traj = evaluation_rollout(env, trainer.policy_deterministic, params, key, episodes, steps, record=env.pose)
+        poses = jax.tree.map(lambda first, rest: jnp.concatenate([first[None], rest]), traj["start"], traj["record"])
         # Frame 0 is the start; frame t > 0 is shown while the episode ran into step t.
-        frames = 1 + jnp.sum(running, axis=0).astype(jnp.int32)
+        success = jnp.concatenate([jnp.zeros((1, episodes)), traj["at_goal"]])
+        frames = 1 + jnp.sum(traj["running"], axis=0).astype(jnp.int32)
         swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731 - time-major -> episode-major
-        return jax.tree.map(swap, poses), start.goal, swap(success), frames
+        return jax.tree.map(swap, poses), traj["goal"], swap(success), frames
 
     poses, goal, success, frames = jax.device_get(run(actor_params, jax.random.PRNGKey(seed)))
     return Rollout(
@@ -152,160 +89,12 @@ def rollout(trainer, actor_params, env, episodes: int, steps: int, seed: int = 0
     )
 
 
-# -- point mazes ----------------------------------------------------------------------------
-
-
-class PointMazePainter:
-    """Top-down frames of a point maze; the layout reads as in its text (row i down)."""
-
-    def __init__(self, env, width: int, height: int):
-        self.env = env
-        p = env.params
-        self.cell = float(p.cell_size)
-        self.radius = float(p.point_radius)
-        self.success_radius = float(p.success_radius)
-        walls = np.asarray(env.maze.walls)
-        n_rows, n_cols = walls.shape
-        self.scale = min(height / (n_rows * self.cell), width / (n_cols * self.cell))
-        self.off_row = (height - n_rows * self.cell * self.scale) / 2
-        self.off_col = (width - n_cols * self.cell * self.scale) / 2
-        rows, cols = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
-        # World coordinates of every pixel centre: x along image rows, y along columns.
-        self.px = (rows - self.off_row) / self.scale - self.cell / 2
-        self.py = (cols - self.off_col) / self.scale - self.cell / 2
-        ci = np.floor(self.px / self.cell + 0.5).astype(int)
-        cj = np.floor(self.py / self.cell + 0.5).astype(int)
-        inside = (ci >= 0) & (ci < n_rows) & (cj >= 0) & (cj < n_cols)
-        wall = np.zeros_like(inside)
-        wall[inside] = walls[ci[inside], cj[inside]]
-        self.background = np.empty((height, width, 3), np.uint8)
-        self.background[:] = OUTSIDE_COLOR
-        self.background[inside] = FLOOR_COLOR
-        self.background[wall] = WALL_COLOR
-        # Markers are at least a few pixels wide, so they survive video compression.
-        self.marker_px = max(4.0, 0.15 * self.cell * self.scale)
-
-    def _disc(self, centre, radius: float) -> np.ndarray:
-        return (self.px - centre[0]) ** 2 + (self.py - centre[1]) ** 2 <= radius**2
-
-    def episode(self, positions: np.ndarray, goal: np.ndarray):
-        """Yield one frame per position of one episode."""
-        base = self.background.copy()
-        base[self._disc(goal, self.success_radius) & (base != WALL_COLOR).any(-1)] = GOAL_RING_COLOR
-        base[self._disc(goal, self.marker_px / self.scale)] = GOAL_COLOR
-        trail = np.zeros(base.shape[:2], bool)
-        point_r = max(self.radius, 0.6 * self.marker_px / self.scale)
-        for xy in positions:
-            frame = base.copy()
-            frame[trail] = TRAIL_COLOR
-            frame[self._disc(xy, point_r)] = POINT_COLOR
-            trail |= self._disc(xy, 0.35 * point_r)
-            yield frame
-
-
-# -- MuJoCo-based tasks ----------------------------------------------------------------------
-
-
-def _arm_model(env):
-    model = getattr(env, "model", None)  # envs.manipulation keeps (mj, sys) in an ArmModel
-    return model if hasattr(model, "mj") and hasattr(model, "sys") else None
-
-
-def mujoco_model(env):
-    """The MuJoCo model to draw an env with (every maze wall in place for Brax mazes)."""
-    if hasattr(env, "render_system"):
-        return env.render_system().mj_model
-    if _arm_model(env) is not None:
-        return _arm_model(env).mj
-    sys_ = getattr(env, "sys", None)
-    if sys_ is not None and getattr(sys_, "mj_model", None) is not None:
-        return sys_.mj_model
-    if getattr(env, "mj_model", None) is not None:
-        return env.mj_model
-    raise RenderError(f"{env.env_id}: the env exposes no MuJoCo model (render_system(), sys.mj_model or mj_model)")
-
-
-def brax_system(env):
-    """The Brax System for the HTML viewer, or None for envs that are not Brax-pipeline
-    based (the MJX arm: its bodies do not map onto Brax links one to one)."""
-    if hasattr(env, "render_system"):
-        return env.render_system()
-    if _arm_model(env) is not None:
-        return None
-    sys_ = getattr(env, "sys", None)
-    return sys_ if sys_ is not None and hasattr(sys_, "link_names") else None
-
-
-class MujocoPainter:
-    """Offscreen MuJoCo frames with the goal drawn as a translucent green sphere."""
-
-    def __init__(self, env, width: int, height: int, camera: str | None = None):
-        configure_gl()
-        import mujoco  # lazy: after configure_gl, which MuJoCo reads at import
-
-        self.mujoco = mujoco
-        self.model = mujoco_model(env)
-        self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), width)
-        self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), height)
-        self.data = mujoco.MjData(self.model)
-        self.renderer = mujoco.Renderer(self.model, height=height, width=width)
-        self.goal_radius = max(float(env.success_radius), 0.03)
-        self.goal_height = 0.25 * self.goal_radius
-        self.follow = False
-        if camera is not None:
-            self.camera = camera
-        else:
-            self.camera = mujoco.MjvCamera()
-            mujoco.mjv_defaultFreeCamera(self.model, self.camera)
-            # A walking robot: keep both the torso (body 1) and the goal in view.
-            self.follow = hasattr(env, "torso_xy")
-            self.camera.elevation = -55.0 if self.follow else self.camera.elevation
-            self.camera.azimuth = 90.0 if self.follow else self.camera.azimuth
-
-    def _goal_position(self, goal: np.ndarray) -> np.ndarray:
-        goal = np.asarray(goal, np.float64).reshape(-1)
-        if goal.size >= 3:
-            return goal[:3]
-        return np.array([goal[0], goal[1], self.goal_height])
-
-    def frame(self, q: np.ndarray, goal: np.ndarray, mocap_pos: np.ndarray | None = None) -> np.ndarray:
-        mj = self.mujoco
-        self.data.qpos[:] = np.asarray(q, np.float64)[: self.model.nq]
-        if mocap_pos is not None and self.model.nmocap:
-            self.data.mocap_pos[:] = np.asarray(mocap_pos, np.float64).reshape(self.model.nmocap, 3)
-        mj.mj_forward(self.model, self.data)
-        if self.follow:
-            torso = np.array(self.data.xpos[1])
-            target = self._goal_position(goal)
-            self.camera.lookat[:] = 0.5 * (torso + target)
-            self.camera.lookat[2] = 0.5
-            separation = float(np.linalg.norm(torso[:2] - target[:2]))
-            self.camera.distance = 4.0 + 1.2 * separation
-        self.renderer.update_scene(self.data, camera=self.camera)
-        scene = self.renderer.scene
-        if scene.ngeom < scene.maxgeom:
-            mj.mjv_initGeom(
-                scene.geoms[scene.ngeom],
-                mj.mjtGeom.mjGEOM_SPHERE,
-                np.array([self.goal_radius, 0.0, 0.0]),
-                self._goal_position(goal),
-                np.eye(3).ravel(),
-                np.array([GOAL_COLOR[0] / 255, GOAL_COLOR[1] / 255, GOAL_COLOR[2] / 255, 0.6], np.float32),
-            )
-            scene.ngeom += 1
-        return self.renderer.render().copy()
-
-    def episode(self, qs: np.ndarray, goal: np.ndarray, mocap_pos: np.ndarray | None = None):
-        for t, q in enumerate(qs):
-            yield self.frame(q, goal, None if mocap_pos is None else mocap_pos[t])
-
-    def close(self) -> None:
-        self.renderer.close()
+# -- Brax's HTML viewer -------------------------------------------------------------------------
 
 
 def write_brax_html(env, pose: dict, frames: int, out: pathlib.Path) -> pathlib.Path | None:
     """Brax's HTML viewer of one episode (Brax-based envs only); None when not possible."""
-    system = brax_system(env)
+    system = env.brax_system()
     if system is None or "qd" not in pose:
         return None
     # Brax's viewer only for Brax tasks: not needed to draw point mazes or the arm.
@@ -325,7 +114,7 @@ def write_brax_html(env, pose: dict, frames: int, out: pathlib.Path) -> pathlib.
 
 
 def _default_fps(env) -> int:
-    dt = getattr(env, "dt", None)
+    dt = env.dt
     if isinstance(dt, (int, float)) and dt > 0:
         return int(min(60, max(10, round(1.0 / dt))))
     return 20
@@ -378,26 +167,17 @@ def render_rollouts(
     out = pathlib.Path(out)
     steps = int(steps or trainer.cfg.env.episode_length)
     roll = rollout(trainer, params["actor"], env, episodes, steps, seed)
-    if getattr(env, "maze", None) is not None and env.state_dim == 2 and hasattr(env, "params"):
-        painter = PointMazePainter(env, width, height)
-        close = None
-    else:
-        painter = MujocoPainter(env, width, height, camera)
-        close = painter.close
+    painter = env.painter(width, height, camera)
 
     def all_frames():
         for e in range(episodes):
             n = int(roll.frames[e])
-            if "mocap_pos" in roll.pose:
-                yield from painter.episode(roll.pose["q"][e, :n], roll.goal[e], roll.pose["mocap_pos"][e, :n])
-            else:
-                yield from painter.episode(roll.pose["q"][e, :n], roll.goal[e])
+            yield from painter.episode({k: v[e, :n] for k, v in roll.pose.items()}, roll.goal[e])
 
     try:
         count = write_video(all_frames(), out, fps or _default_fps(env))
     finally:
-        if close is not None:
-            close()
+        painter.close()
     result = {
         "video": str(out),
         "frames": count,

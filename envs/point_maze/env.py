@@ -20,6 +20,7 @@ import numpy as np
 from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
 from envs.maze_layouts import MazeLayout
 from envs.params import param
+from envs.point_maze.draw import PointMazePainter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +134,14 @@ class PointMaze(GoalEnv):
         """Place the point (for tests and value maps); keeps the goal."""
         metrics = self._metrics(xy, state.goal)
         return state.replace(physics=xy, obs=self._obs(xy, state.goal), reward=metrics["success"], metrics=metrics)
+
+    # -- drawing ------------------------------------------------------------------------------
+
+    def pose(self, physics) -> dict:
+        return {"q": physics}  # the point's (x, y)
+
+    def painter(self, width: int, height: int, camera: str | None = None):
+        return PointMazePainter(self, width, height)
 
     def disc_overlaps_wall(self, xy: np.ndarray) -> bool:
         """Host-side check used by tests: does the disc at xy overlap any wall cell?"""

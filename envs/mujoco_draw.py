@@ -1,0 +1,112 @@
+"""MuJoCo offscreen frames for the MuJoCo-based families (Brax locomotion, the MJX arm).
+
+The GL backend is MuJoCo's MUJOCO_GL: when unset, `egl` on a machine with an NVIDIA GPU
+and `osmesa` (Debian's libosmesa6) otherwise; `configure_gl` must run before MuJoCo is
+first imported (the painter calls it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import numpy as np
+
+from envs.colors import GOAL_COLOR
+
+
+def _has_nvidia_gpu() -> bool:
+    return os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version")
+
+
+def configure_gl() -> str:
+    """Pick MuJoCo's headless GL backend (egl with an NVIDIA GPU, else osmesa) unless
+    MUJOCO_GL is set or a display is available. MuJoCo fixes its GL context class at
+    import, so when it is already imported the class is swapped for the chosen one."""
+    chosen = os.environ.get("MUJOCO_GL")
+    if chosen:
+        return chosen
+    if os.environ.get("DISPLAY"):
+        return "glfw"
+    backend = "egl" if _has_nvidia_gpu() else "osmesa"
+    os.environ["MUJOCO_GL"] = backend
+    os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    if "mujoco" in sys.modules:
+        from mujoco.rendering.classic import (
+            gl_context,  # lazy: MUJOCO_GL must be set before MuJoCo loads
+        )
+
+        gl_context.GLContext = importlib.import_module(f"mujoco.{backend}").GLContext
+    return backend
+
+
+class MujocoPainter:
+    """Offscreen MuJoCo frames with the goal drawn as a translucent green sphere."""
+
+    def __init__(self, model, goal_radius: float, width: int, height: int, camera: str | None = None,
+                 follow: bool = False):
+        """`model`: the MjModel to draw; `follow`: a walking robot, the camera keeps its
+        torso (body 1) and the goal in view."""
+        configure_gl()
+        import mujoco  # lazy: after configure_gl, which MuJoCo reads at import
+
+        self.mujoco = mujoco
+        self.model = model
+        self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), width)
+        self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), height)
+        self.data = mujoco.MjData(self.model)
+        self.renderer = mujoco.Renderer(self.model, height=height, width=width)
+        self.goal_radius = max(float(goal_radius), 0.03)
+        self.goal_height = 0.25 * self.goal_radius
+        self.follow = False
+        if camera is not None:
+            self.camera = camera
+        else:
+            self.camera = mujoco.MjvCamera()
+            mujoco.mjv_defaultFreeCamera(self.model, self.camera)
+            self.follow = follow
+            self.camera.elevation = -55.0 if self.follow else self.camera.elevation
+            self.camera.azimuth = 90.0 if self.follow else self.camera.azimuth
+
+    def _goal_position(self, goal: np.ndarray) -> np.ndarray:
+        goal = np.asarray(goal, np.float64).reshape(-1)
+        if goal.size >= 3:
+            return goal[:3]
+        return np.array([goal[0], goal[1], self.goal_height])
+
+    def frame(self, q: np.ndarray, goal: np.ndarray, mocap_pos: np.ndarray | None = None) -> np.ndarray:
+        mj = self.mujoco
+        self.data.qpos[:] = np.asarray(q, np.float64)[: self.model.nq]
+        if mocap_pos is not None and self.model.nmocap:
+            self.data.mocap_pos[:] = np.asarray(mocap_pos, np.float64).reshape(self.model.nmocap, 3)
+        mj.mj_forward(self.model, self.data)
+        if self.follow:
+            torso = np.array(self.data.xpos[1])
+            target = self._goal_position(goal)
+            self.camera.lookat[:] = 0.5 * (torso + target)
+            self.camera.lookat[2] = 0.5
+            separation = float(np.linalg.norm(torso[:2] - target[:2]))
+            self.camera.distance = 4.0 + 1.2 * separation
+        self.renderer.update_scene(self.data, camera=self.camera)
+        scene = self.renderer.scene
+        if scene.ngeom < scene.maxgeom:
+            mj.mjv_initGeom(
+                scene.geoms[scene.ngeom],
+                mj.mjtGeom.mjGEOM_SPHERE,
+                np.array([self.goal_radius, 0.0, 0.0]),
+                self._goal_position(goal),
+                np.eye(3).ravel(),
+                np.array([GOAL_COLOR[0] / 255, GOAL_COLOR[1] / 255, GOAL_COLOR[2] / 255, 0.6], np.float32),
+            )
+            scene.ngeom += 1
+        return self.renderer.render().copy()
+
+    def episode(self, pose: dict, goal: np.ndarray):
+        """One frame per step of pose["q"] (and pose["mocap_pos"]: goal markers, bins)."""
+        mocap_pos = pose.get("mocap_pos")
+        for t, q in enumerate(pose["q"]):
+            yield self.frame(q, goal, None if mocap_pos is None else mocap_pos[t])
+
+    def close(self) -> None:
+        self.renderer.close()
