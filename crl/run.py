@@ -231,9 +231,7 @@ def run_training(
     sizes = {
         "actor_params": param_count(ts.actor_params),
         "critic_params": param_count(ts.critic_params),
-        "sgd_steps_per_training_step": t.sgd_steps_per_training_step,
-        "training_steps_per_epoch": t.training_steps_per_epoch,
-        "env_steps_per_epoch": t.training_steps_per_epoch * t.env_steps_per_training_step,
+        **cfg.schedule(),  # the schedule rule and pipeline options, with the resulting numbers
         "buffer_rows": trainer.capacity,
         "devices": [str(d) for d in jax.devices()],
     }
@@ -256,8 +254,9 @@ def run_training(
             ts = trainer.prefill(ts).replace(env_steps=env_steps)
             log.warning(
                 "resuming from %s (epoch %d) WITHOUT its replay buffer (checkpoint.include_buffer=false): "
-                "refilled with %d random steps per env; this resume is not exact",
+                "refilled with %d %s steps per env; this resume is not exact",
                 restored.path.name, start_epoch, t.prefill_unrolls * t.unroll_length,
+                "random" if t.prefill_policy == "random" else "actor",
             )
     _truncate_csv(run_dir / "metrics.csv", start_epoch)
 
@@ -290,7 +289,7 @@ def run_training(
                     **{f"eval/{k}": float(v) for k, v in eval_metrics.items()},
                     **{f"train/{k}": float(v) for k, v in train_metrics.items()},
                     "train/env_steps_per_second": sizes["env_steps_per_epoch"] / epoch_time,
-                    "train/sgd_steps_per_second": t.training_steps_per_epoch * t.sgd_steps_per_training_step / epoch_time,
+                    "train/sgd_steps_per_second": cfg.training_steps_per_epoch * cfg.sgd_steps_per_training_step / epoch_time,
                 }
                 logger.log(env_steps, row)
                 bad = _first_non_finite(train_metrics, bool(params_finite))
