@@ -10,6 +10,16 @@ from another episode. For a sampled step t with K >= 1 later steps of its own ep
 the buffer, the offset k in 1..K is drawn with P(k) proportional to gamma^k by inverting
 the truncated geometric CDF (O(1) given K); K is found from a window of the next
 `window` episode ids: work linear in the window, no window x window matrix.
+
+Two samplers (`train.sampling`):
+
+    uniform  (ours, `sample`) every SGD step draws (row, env) uniformly over all written rows.
+    window   (the paper's code, `draw_windows` + `sample_windows`) each update phase draws
+             one contiguous window of `episode_length` rows per env, start uniform over the
+             filled rows; the phase's batches are drawn without replacement from the
+             window's first episode_length - 1 positions of every env, and a goal comes
+             from later in the same window and episode (offset 0 only where nothing later
+             exists). Only indices are drawn per phase; no relabelled window is stored.
 """
 
 from __future__ import annotations
@@ -17,6 +27,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+
+SAMPLINGS = ("uniform", "window")
 
 
 @struct.dataclass
@@ -107,9 +120,7 @@ def sample(
 
     # K = how many of the next `window` rows continue this episode (stops at the first break:
     # an episode boundary, the unwritten part, or the oldest data just after the newest row).
-    ahead = (rows[:, None] + 1 + jnp.arange(window)[None, :]) % cap
-    same = ids[ahead, envs[:, None]] == own[:, None]
-    horizon = jnp.sum(jnp.cumprod(same, axis=1), axis=1).astype(jnp.int32)
+    horizon = _steps_ahead(buffer, rows, envs, window)
 
     # The last step of an episode has no future: use the step before it (same episode),
     # for which exactly one future step exists.
@@ -119,8 +130,24 @@ def sample(
     rows = jnp.where(use_prev, prev, rows)
     horizon = jnp.where(use_prev, 1, horizon)
 
-    offset = truncated_geometric(k_offset, discount, horizon)
-    goal_rows = (rows + offset) % cap
+    return _relabelled(buffer, rows, envs, horizon, k_offset, discount, goal_indices)
+
+
+def _steps_ahead(buffer: ReplayBuffer, rows: jax.Array, envs: jax.Array, window: int, limit=None) -> jax.Array:
+    """How many of the next `window` rows (at most `limit`) continue each step's episode."""
+    ids = buffer.episode_ids
+    later = jnp.arange(window)[None, :]
+    ahead = (rows[:, None] + 1 + later) % buffer.capacity
+    same = ids[ahead, envs[:, None]] == ids[rows, envs][:, None]
+    if limit is not None:
+        same = same & (later < limit[:, None])
+    return jnp.sum(jnp.cumprod(same, axis=1), axis=1).astype(jnp.int32)
+
+
+def _relabelled(buffer: ReplayBuffer, rows, envs, horizon, key, discount: float, goal_indices) -> Batch:
+    """The steps (rows, envs), each with the goal of a step `offset` in 1..horizon later (0 if none)."""
+    offset = truncated_geometric(key, discount, horizon)
+    goal_rows = (rows + offset) % buffer.capacity
     goal_states = buffer.states[goal_rows, envs]
     return Batch(
         state=buffer.states[rows, envs],
@@ -128,6 +155,57 @@ def sample(
         goal=goal_states[:, jnp.asarray(goal_indices)],
         offset=offset,
         horizon=horizon,
-        episode_id=ids[rows, envs],
-        goal_episode_id=ids[goal_rows, envs],
+        episode_id=buffer.episode_ids[rows, envs],
+        goal_episode_id=buffer.episode_ids[goal_rows, envs],
     )
+
+
+# -- the paper's per-phase window sampling ------------------------------------------------
+
+
+@struct.dataclass
+class Windows:
+    """One update phase's sample: a window per env and the transitions each batch takes."""
+
+    starts: jax.Array  # (num_envs,) int32: the window's first row, counted from the oldest row
+    picks: jax.Array  # (..., batch_size) int32: env x (window - 1) + position in the window
+
+
+def draw_windows(buffer: ReplayBuffer, key: jax.Array, window: int, num_batches: int, batch_size: int) -> Windows:
+    """One window of `window` rows per env, and `num_batches` batches without replacement.
+
+    As the paper's buffer: the start is uniform in [0, size - window) rows after the
+    oldest, so a window never holds the newest row; each window gives window - 1
+    transitions (its last row only serves as a goal), and the batches are the first
+    num_batches x batch_size of a random permutation of all num_envs x (window - 1).
+    Needs size > window and num_batches x batch_size <= num_envs x (window - 1).
+    """
+    k_start, k_perm = jax.random.split(key)
+    starts = jax.random.randint(k_start, (buffer.num_envs,), 0, buffer.size - window)
+    per_env = window - 1
+    order = jax.random.permutation(k_perm, buffer.num_envs * per_env)
+    picks = order[: num_batches * batch_size].reshape(num_batches, batch_size)
+    return Windows(starts=starts.astype(jnp.int32), picks=picks.astype(jnp.int32))
+
+
+def sample_windows(
+    buffer: ReplayBuffer,
+    windows: Windows,
+    key: jax.Array,
+    discount: float,
+    goal_indices: tuple[int, ...],
+    window: int,
+) -> Batch:
+    """The batch `windows.picks` (shape (batch_size,)) names, each with a relabelled goal.
+
+    The goal offset k >= 1 has P(k) proportional to gamma^k over the later steps of the
+    same episode inside the window; where no such step exists the offset is 0 (the
+    step's own state is its goal), as in the paper's code.
+    """
+    per_env = window - 1
+    envs, position = windows.picks // per_env, windows.picks % per_env
+    oldest = (buffer.insert_row - buffer.size) % buffer.capacity
+    rows = (oldest + windows.starts[envs] + position) % buffer.capacity
+    # K = how many of the window's later rows continue this episode.
+    horizon = _steps_ahead(buffer, rows, envs, per_env, limit=per_env - position)
+    return _relabelled(buffer, rows, envs, horizon, key, discount, goal_indices)

@@ -16,8 +16,18 @@ from typing import Any
 
 import jax
 
+from crl.buffer import SAMPLINGS
 from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
 from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, MLPConfig
+from envs.wrappers import RESET_MODES
+
+# How many SGD steps an update phase runs and how many phases an epoch has (Config.schedule):
+#   ratio  ours: round(utd_ratio x env steps per phase); total_env_steps counts training only
+#   paper  the paper's code: min(sgd_steps_cap, floor(num_envs x (episode_length - 1) / batch_size));
+#          total_env_steps includes the prefill
+SGD_SCHEDULES = ("ratio", "paper")
+PREFILL_POLICIES = ("random", "actor")  # uniform random actions (ours) | the untrained stochastic actor (paper)
+UPDATE_ORDERS = ("critic_first", "actor_first")  # ours | the paper's: actor and alpha against the current critic
 
 WANDB_MODES = ("auto", "online", "offline")
 
@@ -101,20 +111,19 @@ class TrainConfig:
     logsumexp_penalty: float = 0.1
     target_entropy_scale: float = -0.5  # target entropy = scale * action_dim
     num_eval_envs: int = 128
+    # The update schedule and the data pipeline: ours (these defaults) or the paper's code
+    # (set by the paper's task configs, conf/env/{ant,humanoid,arm}_*.yaml; docs/paper_fidelity.md).
+    sgd_schedule: str = "ratio"  # ratio: round(utd_ratio x env steps) per phase | paper: see SGD_SCHEDULES
+    sgd_steps_cap: int = 800  # the paper's cap on SGD steps per update phase (sgd_schedule=paper)
+    reset_mode: str = "fresh"  # fresh: new start and goal per episode | first: the slot's first ones (Brax)
+    prefill_policy: str = "random"  # random: uniform actions | actor: the untrained stochastic actor
+    sampling: str = "uniform"  # uniform: any stored step per SGD step | window: one episode-length
+    #                            window per env per update phase, batches without replacement
+    update_order: str = "critic_first"  # critic_first: the actor steps against the updated critic | actor_first
 
     @property
     def env_steps_per_training_step(self) -> int:
         return self.num_envs * self.unroll_length
-
-    @property
-    def sgd_steps_per_training_step(self) -> int:
-        """The update-to-data ratio turned into a whole number of SGD steps (at least 1)."""
-        return max(1, round(self.utd_ratio * self.env_steps_per_training_step))
-
-    @property
-    def training_steps_per_epoch(self) -> int:
-        per_epoch = self.total_env_steps / self.num_epochs
-        return max(1, math.ceil(per_epoch / self.env_steps_per_training_step))
 
     @property
     def prefill_unrolls(self) -> int:
@@ -166,6 +175,42 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    # The schedule needs the episode length (the paper's rule), so it lives here, not on TrainConfig.
+
+    @property
+    def sgd_steps_per_training_step(self) -> int:
+        """SGD steps per update phase (one phase = one unroll of all envs, then its SGD steps)."""
+        t = self.train
+        if t.sgd_schedule == "paper":
+            # the transitions of one window per env, cut into whole batches, at most the cap
+            return min(t.sgd_steps_cap, t.num_envs * (self.env.episode_length - 1) // t.batch_size)
+        return max(1, round(t.utd_ratio * t.env_steps_per_training_step))
+
+    @property
+    def training_steps_per_epoch(self) -> int:
+        """Update phases per epoch."""
+        t = self.train
+        if t.sgd_schedule == "paper":
+            return (t.total_env_steps - t.prefill_steps * t.num_envs) // (t.num_epochs * t.env_steps_per_training_step)
+        return max(1, math.ceil(t.total_env_steps / t.num_epochs / t.env_steps_per_training_step))
+
+    def schedule(self) -> dict:
+        """The schedule and data pipeline a run uses, with the resulting numbers (run_info.json)."""
+        t = self.train
+        phases = self.training_steps_per_epoch
+        return {
+            "sgd_schedule": t.sgd_schedule,
+            "sgd_steps_per_training_step": self.sgd_steps_per_training_step,
+            "training_steps_per_epoch": phases,
+            "training_steps": phases * t.num_epochs,
+            "env_steps_per_epoch": phases * t.env_steps_per_training_step,
+            "prefill_env_steps": t.prefill_unrolls * t.env_steps_per_training_step,
+            "reset_mode": t.reset_mode,
+            "prefill_policy": t.prefill_policy,
+            "sampling": t.sampling,
+            "update_order": t.update_order,
+        }
 
 
 # -- building from a dict ----------------------------------------------------------------
@@ -291,11 +336,31 @@ def validate(cfg: Config) -> None:
         f"use more than env.episode_length + train.unroll_length ({cfg.env.episode_length + t.unroll_length}) "
         "so relabelling can tell the newest episode from the oldest",
     )
-    _check(
-        t.total_env_steps >= t.num_epochs * t.env_steps_per_training_step, "train.total_env_steps", t.total_env_steps,
-        f"use at least train.num_epochs x train.num_envs x train.unroll_length "
-        f"({t.num_epochs * t.env_steps_per_training_step}) so every epoch trains",
-    )
+    for name, value, allowed in (
+        ("sgd_schedule", t.sgd_schedule, SGD_SCHEDULES), ("reset_mode", t.reset_mode, RESET_MODES),
+        ("prefill_policy", t.prefill_policy, PREFILL_POLICIES), ("sampling", t.sampling, SAMPLINGS),
+        ("update_order", t.update_order, UPDATE_ORDERS),
+    ):
+        _check(value in allowed, f"train.{name}", value, f"use one of {', '.join(allowed)}")
+    _check(t.sgd_steps_cap >= 1, "train.sgd_steps_cap", t.sgd_steps_cap, "use a positive integer")
+    one_epoch = t.num_epochs * t.env_steps_per_training_step
+    if t.sgd_schedule == "paper":
+        _check(
+            t.total_env_steps >= t.prefill_steps * t.num_envs + one_epoch, "train.total_env_steps", t.total_env_steps,
+            f"use at least train.prefill_steps x train.num_envs + train.num_epochs x train.num_envs x "
+            f"train.unroll_length ({t.prefill_steps * t.num_envs + one_epoch}) with train.sgd_schedule=paper "
+            "(its total includes the prefill) so every epoch trains",
+        )
+        window_rows = t.num_envs * (cfg.env.episode_length - 1)
+        _check(
+            t.batch_size <= window_rows, "train.batch_size", t.batch_size,
+            f"use at most train.num_envs x (env.episode_length - 1) ({window_rows}) with train.sgd_schedule=paper",
+        )
+    else:
+        _check(
+            t.total_env_steps >= one_epoch, "train.total_env_steps", t.total_env_steps,
+            f"use at least train.num_epochs x train.num_envs x train.unroll_length ({one_epoch}) so every epoch trains",
+        )
     first_batch_rows = (t.prefill_unrolls + 1) * t.env_steps_per_training_step
     _check(
         t.batch_size <= first_batch_rows, "train.batch_size", t.batch_size,
@@ -308,6 +373,19 @@ def validate(cfg: Config) -> None:
         not lg.wandb or importlib.util.find_spec("wandb") is not None, "logging.wandb", lg.wandb,
         "the wandb package is not installed; pip install -e \".[wandb]\" or set logging.wandb=false",
     )
+    if t.sampling == "window":
+        _check(
+            first_batch_rows // t.num_envs > cfg.env.episode_length, "train.prefill_steps", t.prefill_steps,
+            f"use enough that more than env.episode_length ({cfg.env.episode_length}) steps per env are stored "
+            f"before the first update with train.sampling=window (stored: {first_batch_rows // t.num_envs})",
+        )
+        window_rows = t.num_envs * (cfg.env.episode_length - 1)
+        _check(
+            cfg.sgd_steps_per_training_step * t.batch_size <= window_rows, "train.batch_size", t.batch_size,
+            f"use SGD steps per update phase ({cfg.sgd_steps_per_training_step}) x train.batch_size at most "
+            f"train.num_envs x (env.episode_length - 1) ({window_rows}) with train.sampling=window "
+            "(batches are drawn without replacement); or lower train.utd_ratio",
+        )
     c = cfg.checkpoint
     _check(c.every_epochs >= 1, "checkpoint.every_epochs", c.every_epochs, "use a positive integer")
     _check(c.keep >= 1, "checkpoint.keep", c.keep, "use a positive integer")

@@ -58,7 +58,8 @@ def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, 
               wall_time: float) -> dict:
     """The metrics row of one epoch: counters, eval/*, train/* and throughput (env and SGD
     steps per second of the training program alone: evaluation and callbacks excluded)."""
-    t = trainer.cfg.train
+    cfg = trainer.cfg
+    phases = cfg.training_steps_per_epoch
     return {
         "epoch": epoch,
         "env_steps": int(ts.env_steps),
@@ -66,8 +67,8 @@ def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, 
         "wall_time": wall_time,
         **{f"eval/{k}": float(v) for k, v in eval_metrics.items()},
         **{f"train/{k}": float(v) for k, v in train_metrics.items()},
-        "train/env_steps_per_second": t.training_steps_per_epoch * t.env_steps_per_training_step / epoch_time,
-        "train/sgd_steps_per_second": t.training_steps_per_epoch * t.sgd_steps_per_training_step / epoch_time,
+        "train/env_steps_per_second": phases * cfg.train.env_steps_per_training_step / epoch_time,
+        "train/sgd_steps_per_second": phases * cfg.sgd_steps_per_training_step / epoch_time,
     }
 
 

@@ -171,9 +171,7 @@ def run_training(
     sizes = {
         "actor_params": param_count(ts.actor_params),
         "critic_params": param_count(ts.critic_params),
-        "sgd_steps_per_training_step": t.sgd_steps_per_training_step,
-        "training_steps_per_epoch": t.training_steps_per_epoch,
-        "env_steps_per_epoch": t.training_steps_per_epoch * t.env_steps_per_training_step,
+        **cfg.schedule(),  # the schedule rule and pipeline options, with the resulting numbers
         "buffer_rows": trainer.capacity,
         "devices": [str(d) for d in jax.devices()],
     }
@@ -220,8 +218,9 @@ def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, check
         ts = trainer.prefill(ts).replace(env_steps=env_steps)
         log.warning(
             "resuming from %s (epoch %d) WITHOUT its replay buffer (checkpoint.include_buffer=false): "
-            "refilled with %d random steps per env; this resume is not exact",
+            "refilled with %d %s steps per env; this resume is not exact",
             restored.path.name, start_epoch, cfg.train.prefill_unrolls * cfg.train.unroll_length,
+            "random" if cfg.train.prefill_policy == "random" else "actor",
         )
     return ts, start_epoch, restored.env_steps + 1
 

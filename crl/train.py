@@ -1,8 +1,9 @@
 """The CRL trainer as pure functions over one `TrainState` pytree.
 
-    prefill:        unrolls of random actions -> buffer            (one jitted scan)
+    prefill:        unrolls of random actions (or of the untrained actor) -> buffer
+                                                                    (one jitted scan)
     training step:  unroll the stochastic actor in all envs -> insert into the buffer
-                    -> `sgd_steps_per_training_step` x (sample + relabel, critic, actor,
+    (update phase)  -> `sgd_steps_per_training_step` x (sample + relabel, critic, actor,
                     alpha updates)                                  (one lax.scan)
     epoch:          a lax.scan of training steps, jitted with the state donated, so the
                     buffer is updated in place; Python only loops over epochs.
@@ -52,7 +53,7 @@ class Trainer:
         t = cfg.train
         self.env = env
         self.eval_env = eval_env or env
-        self.train_env = TrainingEnv(env, cfg.env.episode_length)
+        self.train_env = TrainingEnv(env, cfg.env.episode_length, reset_mode=t.reset_mode)
         self.state_dim = env.state_dim
         self.goal_indices = tuple(env.goal_indices)
         self.action_size = env.action_size
@@ -175,25 +176,37 @@ class Trainer:
         loss = losses.actor_loss(log_prob, q, jnp.exp(log_alpha))
         return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "log_prob": log_prob}
 
-    def sgd_step(self, ts: TrainState, key: jax.Array) -> tuple[TrainState, dict]:
-        """Sample and relabel a batch, then update critic, actor and temperature."""
+    def sgd_step(self, ts: TrainState, key: jax.Array, windows: replay.Windows | None = None) -> tuple[TrainState, dict]:
+        """Sample and relabel a batch (uniformly, or the batch `windows` names), then update
+        critic, actor and temperature."""
         t = self.cfg.train
         k_sample, k_update = jax.random.split(key)
-        batch = replay.sample(
-            ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
-        )
+        if windows is None:
+            batch = replay.sample(
+                ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
+            )
+        else:
+            batch = replay.sample_windows(
+                ts.buffer, windows, k_sample, t.discount, self.goal_indices, self.cfg.env.episode_length
+            )
         batch = sharding.constrain(batch, sharding.batch_sharding(self.mesh))
         ts, metrics = self.update(ts, batch, k_update)
         return ts, {**metrics, "goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
 
     def update(self, ts: TrainState, batch: replay.Batch, key: jax.Array) -> tuple[TrainState, dict]:
-        """One gradient step of the critic, then the actor (against the new critic), then alpha."""
+        """One gradient step of the critic, the actor and alpha, on the same batch.
+
+        update_order critic_first (ours): the actor steps against the updated critic;
+        actor_first (the paper's code): against the critic as it was before this step.
+        The critic's step never depends on the actor, so only the actor's critic differs.
+        """
         (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic_params, batch)
         updates, critic_opt_state = self.critic_opt.update(critic_grads, ts.critic_opt_state, ts.critic_params)
         critic_params = optax.apply_updates(ts.critic_params, updates)
 
+        actor_critic = ts.critic_params if self.cfg.train.update_order == "actor_first" else critic_params
         (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            ts.actor_params, critic_params, ts.log_alpha, batch, key
+            ts.actor_params, actor_critic, ts.log_alpha, batch, key
         )
         updates, actor_opt_state = self.actor_opt.update(actor_grads, ts.actor_opt_state, ts.actor_params)
         actor_params = optax.apply_updates(ts.actor_params, updates)
@@ -226,16 +239,30 @@ class Trainer:
         ts, collect_metrics = self.collect(ts, random_actions=False)
         key, k_sgd = jax.random.split(ts.key)
         ts = ts.replace(key=key)
-        keys = jax.random.split(k_sgd, self.cfg.train.sgd_steps_per_training_step)
-        ts, sgd_metrics = jax.lax.scan(self.sgd_step, ts, keys)
+        n, t = self.cfg.sgd_steps_per_training_step, self.cfg.train
+        if t.sampling == "window":
+            # The paper's phase: one window per env, its transitions in batches without replacement.
+            k_sgd, k_windows = jax.random.split(k_sgd)
+            windows = replay.draw_windows(ts.buffer, k_windows, self.cfg.env.episode_length, n, t.batch_size)
+
+            def step(ts, xs):
+                key, picks = xs
+                return self.sgd_step(ts, key, windows.replace(picks=picks))
+
+            ts, sgd_metrics = jax.lax.scan(step, ts, (jax.random.split(k_sgd, n), windows.picks))
+        else:
+            ts, sgd_metrics = jax.lax.scan(self.sgd_step, ts, jax.random.split(k_sgd, n))
         return ts, {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics}
 
     # -- phases (each one compiled program) ----------------------------------------------
 
     @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
     def prefill(self, ts: TrainState) -> TrainState:
+        """`prefill_unrolls` unrolls of random actions, or of the (untrained) stochastic actor."""
+        random_actions = self.cfg.train.prefill_policy == "random"
+
         def body(ts, _):
-            return self.collect(ts, random_actions=True)[0], None
+            return self.collect(ts, random_actions=random_actions)[0], None
 
         return self._shard(jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0])
 
@@ -243,9 +270,9 @@ class Trainer:
     def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict, jax.Array]:
         """A scan of training steps; returns the new state, mean metrics, and whether every
         parameter is still finite (the non-finite guard's input)."""
-        ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.train.training_steps_per_epoch)
+        ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.training_steps_per_epoch)
         metrics = jax.tree.map(jnp.mean, metrics)
-        metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.train.training_steps_per_epoch
+        metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.training_steps_per_epoch
         learned = (ts.actor_params, ts.critic_params, ts.log_alpha)
         params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
         return self._shard(ts.replace(epoch=ts.epoch + 1)), metrics, params_finite

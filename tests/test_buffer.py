@@ -1,7 +1,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from crl import buffer as replay
 
@@ -106,5 +105,71 @@ def test_sample_work_is_linear_in_the_window():
     buf = replay.init(capacity=1200, num_envs=2, state_dim=3, action_size=1)
     window, batch = 1000, 8
     jaxpr = jax.make_jaxpr(lambda b, k: replay.sample(b, k, batch, 0.99, (0,), window))(buf, jax.random.PRNGKey(0))
+    biggest = max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
+    assert biggest <= 4 * batch * window < window * window
+
+
+# -- the paper's window sampling --------------------------------------------------------------
+
+
+def test_window_sampling_stays_inside_its_window_and_episode():
+    """One phase: every transition of every env's window exactly once, goals only from later
+    in the same window and episode, offset 0 exactly where nothing later exists."""
+    cap, num_envs, unroll, episode, window = 60, 4, 6, 13, 10
+    buf = replay.init(capacity=cap, num_envs=num_envs, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=17, unroll_len=unroll, episode_len=episode)  # wrapped: times 42..101 stored
+    per_env = window - 1
+    num_batches, batch = 4, num_envs * per_env // 4
+    windows = replay.draw_windows(buf, jax.random.PRNGKey(0), window, num_batches, batch)
+    sample = jax.jit(replay.sample_windows, static_argnums=(3, 4, 5))
+    oldest, newest = 17 * unroll - cap, 17 * unroll - 1
+    start_time = oldest + np.asarray(windows.starts)
+    assert np.all(start_time >= oldest) and np.all(start_time + window - 1 <= newest - 1)  # never the newest row
+
+    seen = []
+    for b in range(num_batches):
+        picks = windows.replace(picks=windows.picks[b])
+        key = jax.random.PRNGKey(b)
+        out = sample(buf, picks, key, 0.9, (0,), window)  # goal = the goal step's time
+        ep_goal = sample(buf, picks, key, 0.9, (2,), window)  # same draw, goal = its episode id
+        t = np.asarray(out.state[:, 0]).astype(int)
+        env = np.asarray(out.state[:, 1]).astype(int)
+        ep = np.asarray(out.state[:, 2]).astype(int)
+        offset = np.asarray(out.offset)
+        np.testing.assert_array_equal(np.asarray(out.goal[:, 0]).astype(int) - t, offset)
+        np.testing.assert_array_equal(np.asarray(ep_goal.goal[:, 0]).astype(int), ep)
+        window_end = start_time[env] + window - 1
+        episode_end = (ep + 1) * episode - 7 * env - 1  # the episode's last time step (see `fill`)
+        later = np.minimum(window_end, episode_end) - t  # steps after t in the window and the episode
+        np.testing.assert_array_equal(np.asarray(out.horizon), later)
+        assert np.all((offset == 0) == (later == 0)) and np.all(offset <= later)
+        assert np.all(t >= start_time[env]) and np.all(t < window_end)  # the window's last row is goal-only
+        seen += list(zip(env, t))
+    expected = {(e, int(start_time[e]) + i) for e in range(num_envs) for i in range(per_env)}
+    assert len(seen) == len(set(seen)) == len(expected) and set(seen) == expected
+
+
+def test_window_batches_are_without_replacement_and_starts_are_uniform():
+    buf = replay.init(capacity=400, num_envs=8, state_dim=3, action_size=1)
+    buf = fill(buf, unrolls=20, unroll_len=10, episode_len=1000)  # 200 rows, one episode per env
+    draw = jax.jit(replay.draw_windows, static_argnums=(2, 3, 4))
+    starts = []
+    for seed in range(200):
+        w = draw(buf, jax.random.PRNGKey(seed), 50, 7, 40)  # 280 of the 8 x 49 = 392 transitions
+        picks = np.asarray(w.picks).ravel()
+        assert picks.shape == (280,) and len(set(picks)) == 280 and picks.min() >= 0 and picks.max() < 392
+        starts.append(np.asarray(w.starts))
+    starts = np.concatenate(starts)
+    # start uniform in [0, size - window) = 0..149: every value possible, mean near 74.5
+    assert starts.min() == 0 and starts.max() == 149 and abs(starts.mean() - 74.5) < 3
+
+
+def test_window_sample_work_is_linear_in_the_window():
+    buf = replay.init(capacity=1200, num_envs=2, state_dim=3, action_size=1)
+    window, batch = 1000, 8
+    windows = replay.Windows(starts=jnp.zeros((2,), jnp.int32), picks=jnp.arange(batch, dtype=jnp.int32))
+    jaxpr = jax.make_jaxpr(lambda b, w, k: replay.sample_windows(b, w, k, 0.99, (0,), window))(
+        buf, windows, jax.random.PRNGKey(0)
+    )
     biggest = max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
     assert biggest <= 4 * batch * window < window * window

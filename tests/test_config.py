@@ -1,5 +1,7 @@
 """Config validation in-process (the CLI table in test_reliability covers the exit path)."""
 
+import pathlib
+
 import pytest
 
 from crl.config import Config, ConfigError, from_dict
@@ -23,6 +25,20 @@ from crl.config import Config, ConfigError, from_dict
         ("env", {"episode_length": 1}, "env.episode_length", ">= 2"),
         ("env", {"params": [1, 2]}, "env.params", "mapping"),
         ("logging", {"csv": "yes"}, "logging.csv", "true or false"),
+        ("train", {"sgd_schedule": "fixed"}, "train.sgd_schedule", "ratio, paper"),
+        ("train", {"sgd_steps_cap": 0}, "train.sgd_steps_cap", "positive integer"),
+        ("train", {"reset_mode": "never"}, "train.reset_mode", "fresh, first"),
+        ("train", {"prefill_policy": "expert"}, "train.prefill_policy", "random, actor"),
+        ("train", {"sampling": "prioritised"}, "train.sampling", "uniform, window"),
+        ("train", {"update_order": "alpha_first"}, "train.update_order", "critic_first, actor_first"),
+        # the paper's schedule counts the prefill in total_env_steps (100 x 64 here)
+        ("train", {"sgd_schedule": "paper", "total_env_steps": 38_399}, "train.total_env_steps", "includes the prefill"),
+        ("train", {"sgd_schedule": "paper", "num_envs": 2, "batch_size": 256, "total_env_steps": 10_000},
+         "train.batch_size", "num_envs x (env.episode_length - 1)"),
+        # a window needs more than episode_length stored steps per env before the first update
+        ("train", {"sampling": "window", "prefill_steps": 50}, "train.prefill_steps", "train.sampling=window"),
+        # without replacement: 50 SGD steps x 256 > 64 envs x 99 window transitions
+        ("train", {"sampling": "window", "utd_ratio": 0.5, "prefill_steps": 100}, "train.batch_size", "without replacement"),
     ],
 )
 def test_bad_values_name_their_key(section, values, key, allowed):
@@ -46,17 +62,64 @@ def test_defaults_are_valid_and_integers_accept_scientific_notation():
 
 
 def test_derived_training_sizes():
-    t = from_dict({"train": {"num_envs": 512, "unroll_length": 62, "utd_ratio": 0.025, "total_env_steps": 100_000_000,
-                             "num_epochs": 50, "buffer_size": 10_000, "batch_size": 512, "prefill_steps": 1000},
-                   "env": {"episode_length": 1000}}).train
-    assert t.env_steps_per_training_step == 31_744
-    assert t.sgd_steps_per_training_step == 794  # about 800 per update phase, as in the paper
-    assert t.training_steps_per_epoch == 64
+    cfg = from_dict({"train": {"num_envs": 512, "unroll_length": 62, "utd_ratio": 0.025, "total_env_steps": 100_000_000,
+                               "num_epochs": 50, "buffer_size": 10_000, "batch_size": 512, "prefill_steps": 1000},
+                     "env": {"episode_length": 1000}})
+    assert cfg.train.sgd_schedule == "ratio"
+    assert cfg.train.env_steps_per_training_step == 31_744
+    assert cfg.sgd_steps_per_training_step == 794  # about 800 per update phase, as in the paper
+    assert cfg.training_steps_per_epoch == 64
+
+
+# The paper's runs: 512 envs, 62-step unrolls, 1000-step episodes, 1000 prefill steps per env,
+# 100M env steps (prefill included), 100 epochs (README / job.slurm of its code).
+PAPER_RUN = {"unroll_length": 62, "prefill_steps": 1000, "buffer_size": 10_000, "total_env_steps": 100_000_000,
+             "num_epochs": 100, "sgd_schedule": "paper"}
+
+
+@pytest.mark.parametrize(
+    "num_envs, batch_size, sgd_steps, phases_per_epoch",
+    [
+        # sgd = min(800, num_envs x 999 // batch); phases = (1e8 - 1000 num_envs) // (100 x num_envs x 62)
+        (512, 256, 800, 31),
+        (512, 512, 800, 31),
+        (512, 1024, 499, 31),
+        (512, 2048, 249, 31),
+        (64, 256, 249, 251),
+    ],
+)
+def test_paper_schedule_gives_the_paper_codes_numbers(num_envs, batch_size, sgd_steps, phases_per_epoch):
+    cfg = from_dict({"train": {**PAPER_RUN, "num_envs": num_envs, "batch_size": batch_size},
+                     "env": {"episode_length": 1000}})
+    assert cfg.sgd_steps_per_training_step == sgd_steps
+    assert cfg.training_steps_per_epoch == phases_per_epoch
+    info = cfg.schedule()
+    assert info["sgd_schedule"] == "paper"
+    assert (info["sgd_steps_per_training_step"], info["training_steps"]) == (sgd_steps, 100 * phases_per_epoch)
+
+
+def test_paper_schedule_cap_and_epochs():
+    base = {"train": {**PAPER_RUN, "num_envs": 512, "batch_size": 256}, "env": {"episode_length": 1000}}
+    capped = from_dict({**base, "train": {**base["train"], "sgd_steps_cap": 100}})
+    assert capped.sgd_steps_per_training_step == 100
+    # 400M steps over 100 epochs (the U5 and humanoid mazes): 125 phases per epoch, as the paper's code
+    long = from_dict({**base, "train": {**base["train"], "total_env_steps": 400_000_000}})
+    assert long.training_steps_per_epoch == 125
+    # 50 epochs floor differently: 62 x 50 = 3100 phases, the same total as 31 x 100 here
+    fifty = from_dict({**base, "train": {**base["train"], "num_epochs": 50}})
+    assert fifty.training_steps_per_epoch == 62
+
+
+def test_the_library_defaults_are_our_schedule_and_pipeline():
+    t = Config().train
+    assert (t.sgd_schedule, t.reset_mode, t.prefill_policy, t.sampling, t.update_order) == (
+        "ratio", "fresh", "random", "uniform", "critic_first"
+    )
 
 
 # -- one source of defaults: Hydra composes the dataclasses' own defaults ------------------
 
-CONF = __import__("pathlib").Path(__file__).resolve().parents[1] / "conf"
+CONF = pathlib.Path(__file__).resolve().parents[1] / "conf"
 
 
 def _compose(overrides=()):

@@ -60,6 +60,10 @@ EXPECTED = {
     "cpu_point_depth_sweep": ({"env": ["point_u_maze"], "network.depth": [0, 4, 8, 16], "seed": [0, 1]}, 8),
 }
 
+# The paper's update schedule and data pipeline (train.sgd_schedule, reset_mode, prefill_policy,
+# sampling, update_order), which every paper preset must run with.
+PAPER_PIPELINE = ("paper", "first", "actor", "window", "actor_first")
+
 # What the variant files must set (network keys), so the grids mean what they say.
 ARCH = {
     "d4_w256": {"depth": 4, "width": 256}, "d4_w512": {"depth": 4, "width": 512},
@@ -153,6 +157,7 @@ def test_cpu_point_depth_sweep_every_job_composes_and_validates():
     assert len(configs) == runs
     assert sorted({(c.network.actor_depth, c.network.critic_depth) for c in configs}) == [(0, 0), (4, 4), (8, 8), (16, 16)]
     assert sorted({c.seed for c in configs}) == [0, 1]
+    assert {c.train.sgd_schedule for c in configs} == {"ratio"}  # the point mazes keep ours
     for cfg in configs[:: len(grid["seed"])]:
         build_envs(cfg)  # the env exists and accepts its parameters (nothing compiles)
 
@@ -183,6 +188,9 @@ def test_preset_jobs_compose_with_every_task(name):
         cfg = _validate([f"+experiment={name}", *job])
         chosen = dict(o.split("=", 1) for o in job)
         assert cfg.env.id == chosen["env"]
+        t = cfg.train  # a paper figure runs with the paper's schedule and data pipeline
+        assert (t.sgd_schedule, t.reset_mode, t.prefill_policy, t.sampling, t.update_order) == PAPER_PIPELINE, job
+        assert (t.num_epochs, t.sgd_steps_cap) == (100, 800), job  # the paper's runs: --num_epochs 100
         net = cfg.network
         for group, variants in (("+experiment/arch", ARCH), ("+experiment/ablation", ABLATION)):
             if group in chosen:

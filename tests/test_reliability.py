@@ -216,6 +216,7 @@ BAD_CONFIGS = [
     ("train.buffer_size=25", "train.buffer_size", "more than env.episode_length"),
     ("train.total_env_steps=10", "train.total_env_steps", "at least train.num_epochs"),
     ("train.num_envs=abc", "train.num_envs", "integer"),
+    ("train.sampling=sometimes", "train.sampling", "uniform, window"),
     ("env.id=point_nowhere", "env.id", "known: "),
     ("env.eval_id=point_nowhere", "env.eval_id", "known:"),
     ("env.params.speedd=1", "env.params.speedd", "allowed:"),  # no `+` needed for env.params

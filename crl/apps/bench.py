@@ -262,7 +262,7 @@ def bench_training(env_id: str, num_envs: int, depth: int, repeats: int, rounds:
     total, ts = _time_threaded(step, ts, repeats, rounds)
     collect = jax.jit(lambda ts: trainer.collect(ts, random_actions=False)[0], donate_argnums=0)
     collect_s, ts = _time_threaded(collect, ts, repeats, rounds)
-    n_sgd = t.sgd_steps_per_training_step
+    n_sgd = trainer.cfg.sgd_steps_per_training_step
     sample = jax.jit(lambda b, k: replay.sample(b, k, t.batch_size, t.discount, trainer.goal_indices,
                                                 trainer.cfg.env.episode_length))
     sample_s = _time(sample, ts.buffer, jax.random.PRNGKey(0), repeats=repeats, rounds=rounds) * n_sgd
