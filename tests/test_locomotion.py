@@ -350,6 +350,11 @@ def test_ant_maze_walls_stop_torso_hips_and_feet_only():
     stopped = {n for n, (_, affinity) in bits.items() if affinity & wall_type}
     feet = {f"{p}_foot_geom" for p in ("left", "right", "third", "fourth")}
     assert stopped == {"torso_geom"} | {f"aux_{k}_geom" for k in range(1, 5)} | feet
+    # Only the feet touch the floor (ant, the paper's and Brax's alike).
+    for env_id in ("ant", "ant_u_maze"):
+        bits = _geom_bits(make(env_id))
+        floor_affinity = bits.pop("floor")[1]
+        assert {n for n, (contype, _) in bits.items() if contype & floor_affinity} == feet
 
 
 def test_humanoid_state_holds_the_target_body(programs):
