@@ -47,6 +47,25 @@ _LAYOUTS["u4_maze_eval"] = _far_only(_LAYOUTS["u4_maze"], [(4, 1), (5, 1), (5, 2
 _LAYOUTS["u5_maze_eval"] = _far_only(_LAYOUTS["u5_maze"], [(4, 1), (5, 1), (5, 2), (5, 3)])
 
 
+# The paper's evaluation goal cells for the Brax robots (its envs/ant_maze.py and
+# envs/humanoid_maze.py; shared PAPER_TASKS.md). They differ from the point mazes' far-only
+# variants above, which stay as they are: U4 and U5 add cells on the far leg, and the ant's
+# big maze leaves out (2, 5), which the humanoid's keeps. A maze missing here (the hardest
+# maze) evaluates on its training goals.
+_ROBOT_EVAL_GOALS: dict[str, dict[str, list[tuple[int, int]]]] = {
+    "ant": {
+        "u_maze": [(3, 1), (3, 2), (3, 3)],
+        "u4_maze": [(4, 1), (5, 1), (5, 2), (5, 3)],
+        "u5_maze": [(4, 1), (4, 6), (5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (5, 6)],
+        "big_maze": [(1, 5), (1, 6), (2, 6), (5, 3), (5, 6), (6, 2), (6, 3), (6, 5), (6, 6)],
+    },
+    "humanoid": {
+        "u_maze": [(3, 1), (3, 2), (3, 3)],
+        "big_maze": [(1, 5), (1, 6), (2, 5), (2, 6), (5, 3), (5, 6), (6, 2), (6, 3), (6, 5), (6, 6)],
+    },
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class MazeLayout:
     name: str
@@ -91,3 +110,13 @@ def layout(name: str) -> MazeLayout:
 
 def layout_names() -> list[str]:
     return sorted(_LAYOUTS)
+
+
+def robot_layout(robot: str, name: str) -> MazeLayout:
+    """The layout `name` as the paper gives it to `robot` ("ant", "humanoid"): an `_eval`
+    name takes that robot's evaluation goal cells; every other name is `layout(name)`."""
+    maze = name[: -len("_eval")] if name.endswith("_eval") else name
+    cells = _ROBOT_EVAL_GOALS.get(robot, {}).get(maze)
+    if maze == name or cells is None:
+        return layout(name)
+    return MazeLayout(f"{robot}_{name}", tuple(_far_only(_LAYOUTS[maze], cells)))

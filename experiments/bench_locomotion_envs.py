@@ -9,6 +9,7 @@ column is ~0 for the second and later mazes of a robot.
     python experiments/bench_locomotion_envs.py                  # every id, 1/64/512 envs
     python experiments/bench_locomotion_envs.py --quick          # fewer steps, 1/64 envs
     python experiments/bench_locomotion_envs.py --ids ant,humanoid_u_maze --backend mjx
+    python experiments/bench_locomotion_envs.py --ids humanoid --params goal_in_state=false
 
 Prints a table and writes JSON (--out, default docs/benchmarks/locomotion_envs.json).
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,8 +39,14 @@ def steps_per_call(num_envs: int, quick: bool) -> int:
 _PROGRAMS: dict = {}
 
 
-def measure(env_id: str, backend: str, num_envs: int, quick: bool, repeats: int) -> dict:
-    env = make(env_id, backend=backend)
+def parse_params(text: str) -> dict:
+    """'a=1,b=false' -> {'a': 1, 'b': False} (values read as YAML scalars)."""
+    return {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in text.split(",") if item)}
+
+
+def measure(env_id: str, backend: str, num_envs: int, quick: bool, repeats: int,
+            params: dict | None = None) -> dict:
+    env = make(env_id, backend=backend, **(params or {}))
     length = steps_per_call(num_envs, quick)
     key = (id(env.scene), num_envs, length)  # mazes of one scene share a program
     if key not in _PROGRAMS:
@@ -46,6 +55,7 @@ def measure(env_id: str, backend: str, num_envs: int, quick: bool, repeats: int)
     return {
         "env_id": env_id,
         "backend": backend,
+        **({"params": params} if params else {}),
         "num_envs": num_envs,
         "steps_per_call": num_envs * length,
         "seconds": timing["seconds"],
@@ -62,14 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="spring", help="spring | generalized | positional | mjx")
     parser.add_argument("--quick", action="store_true", help="a quarter of the steps; 1 and 64 envs")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--params", default="", help="env parameters, e.g. goal_in_state=false")
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "locomotion_envs.json"))
     args = parser.parse_args(argv)
 
     ids = [i for i in args.ids.split(",") if i]
     sizes = [int(n) for n in (args.num_envs or ("1,64" if args.quick else "1,64,512")).split(",")]
     # Fail before any compiling on a bad id or backend (one line naming the key).
+    params = parse_params(args.params)
     for env_id in ids:
-        make(env_id, backend=args.backend)
+        make(env_id, backend=args.backend, **params)
 
     header = f"{'env id':<24}{'backend':<12}{'envs':>6}{'steps/s':>12}{'first call s':>14}"
     print(header)
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for env_id in ids:
         for n in sizes:
-            row = measure(env_id, args.backend, n, args.quick, args.repeats)
+            row = measure(env_id, args.backend, n, args.quick, args.repeats, params)
             rows.append(row)
             flag = "" if row["finite"] else "  NON-FINITE"
             print(f"{env_id:<24}{args.backend:<12}{n:>6}{row['env_steps_per_second']:>12,.0f}"

@@ -27,7 +27,7 @@ import yaml
 
 from envs import registry
 from envs.locomotion import EVAL_IDS, ENV_IDS, TRAINING_IDS, make
-from envs.locomotion_scene import BALL_GOAL_DISTANCE, BALL_START_DISTANCE
+from envs.locomotion.scene import BALL_GOAL_DISTANCE, BALL_START_DISTANCE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 N_ENVS = 2
@@ -129,9 +129,13 @@ def test_spec(env_id):
         assert spec.goal_indices == (15, 16)  # the ball's x, y
     else:
         assert spec.goal_indices == ((0, 1, 2) if robot == "humanoid" else (0, 1))
-    expected = {"ant": 29, "ant_ball": 42, "ant_push": 42, "humanoid": 246}
-    assert spec.state_dim == expected.get(env_id, 246 if robot == "humanoid" else 29)
+    expected = {"ant": 29, "ant_ball": 42, "ant_push": 42}
+    assert spec.state_dim == expected.get(env_id, 268 if robot == "humanoid" else 29)
     assert spec.action_size == (17 if robot == "humanoid" else 8)
+    # The paper's control steps: ant 0.005 x 10; open humanoid 0.003 x 10 (brax 0.10.1
+    # ignored the 0.0015 override); humanoid mazes 0.0015 x 10.
+    dt = {"ant": 0.05, "humanoid": 0.03}.get(env_id, 0.015 if robot == "humanoid" else 0.05)
+    assert env.dt == dt
     assert make(env_id, episode_length=50).spec.episode_length == 50
 
 
@@ -229,42 +233,79 @@ def _cell_of(xy, cell):
 
 MAZE_IDS = [i for i in ENV_IDS if "maze" in i] + ["ant_push"]
 
+# The paper's layouts (shared PAPER_FACTS.md) and evaluation goal cells (PAPER_TASKS.md),
+# written out here as the oracle: rows top to bottom, R the start, G the goal cells.
+PAPER_LAYOUTS = {
+    "u_maze": ["#####", "#RGG#", "###G#", "#GGG#", "#####"],
+    "big_maze": ["########", "#RG##GG#", "#GG#GGG#", "##GGG###", "#GG#GGG#", "#G#GG#G#",
+                 "#GGG#GG#", "########"],
+    "hardest_maze": ["############", "#RGGG#GGGGG#", "#G##G#G#G#G#", "#GGGGGG#GGG#",
+                     "#G####G###G#", "#GG#G#GGGGG#", "##G#G#G#G###", "#GG#GGG#GGG#",
+                     "############"],
+    "u4_maze": ["#####", "#GGG#", "#R#G#", "###G#", "#G#G#", "#GGG#", "#####"],
+    "u5_maze": ["########", "#GGGGGG#", "#R####G#", "######G#", "#G####G#", "#GGGGGG#", "########"],
+}
+_BIG_EVAL_ANT = {(1, 5), (1, 6), (2, 6), (5, 3), (5, 6), (6, 2), (6, 3), (6, 5), (6, 6)}
+PAPER_EVAL_GOALS = {
+    "ant_u_maze_eval": {(3, 1), (3, 2), (3, 3)},
+    "ant_u4_maze_eval": {(4, 1), (5, 1), (5, 2), (5, 3)},
+    "ant_u5_maze_eval": {(4, 1), (4, 6), (5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (5, 6)},
+    "ant_big_maze_eval": _BIG_EVAL_ANT,
+    "humanoid_u_maze_eval": {(3, 1), (3, 2), (3, 3)},
+    "humanoid_big_maze_eval": _BIG_EVAL_ANT | {(2, 5)},  # the humanoid's keeps (2, 5)
+}
 
-@pytest.mark.parametrize("env_id", MAZE_IDS)
-def test_starts_and_goals_lie_in_free_cells(env_id):
+
+def _paper_cells(rows, char):
+    return {(i, j) for i, r in enumerate(rows) for j, c in enumerate(r) if c == char}
+
+
+def _paper_task(env_id):
+    """(start cell, goal cells, cell size) of a maze id as the paper defines it."""
+    base = env_id.removesuffix("_eval")
+    robot, maze = base.split("_", 1)
+    rows = PAPER_LAYOUTS[maze]
+    goals = PAPER_EVAL_GOALS.get(env_id, _paper_cells(rows, "G"))  # hardest: training goals
+    return _paper_cells(rows, "R"), goals, 4.0 if robot == "ant" else 2.0
+
+
+@pytest.mark.parametrize("env_id", [i for i in MAZE_IDS if i != "ant_push"])
+def test_maze_starts_and_goals_are_the_papers_cell_centres(env_id):
     env = make(env_id)
+    start_cells, goal_cells, cell = _paper_task(env_id)
+    assert env.scene.robot.cell_size == cell
+    np.testing.assert_array_equal(env.maze.walls, np.array([[c == "#" for c in r] for r in
+                                  PAPER_LAYOUTS[env_id.removesuffix("_eval").split("_", 1)[1]]]))
+    q, goal = _episodes(env)
+    # Goals: exactly on a goal cell's centre, and every goal cell drawn over 2000 resets.
+    drawn = {tuple(c) for c in _cell_of(goal[:, :2], cell)}
+    assert drawn == goal_cells
+    np.testing.assert_array_equal(goal[:, :2], _cell_of(goal[:, :2], cell) * cell)
+    # Starts: the R cell's centre (ant: +- 0.1 reset noise; humanoid: none).
+    assert {tuple(c) for c in _cell_of(q[:, :2], cell)} == start_cells
+    offset = q[:, :2] - _cell_of(q[:, :2], cell) * cell
+    if env_id.startswith("humanoid"):
+        np.testing.assert_array_equal(offset, 0.0)
+        np.testing.assert_array_equal(goal[:, 2], 1.25)
+    else:
+        assert np.abs(offset).max() <= 0.1 and np.abs(offset).max() > 0.09
+
+
+def test_goal_jitter_spreads_goals_around_the_centres():
+    env = make("ant_u4_maze_eval", goal_jitter=0.125)
+    _, goal = _episodes(env)
+    offset = goal - _cell_of(goal, 4.0) * 4.0
+    assert 0.45 < np.abs(offset).max() <= 0.5  # +- 1/8 of a 4 m cell
+    assert {tuple(c) for c in _cell_of(goal, 4.0)} == PAPER_EVAL_GOALS["ant_u4_maze_eval"]
+
+
+def test_ant_push_starts_and_goals():
+    env = make("ant_push")
     cell = env.scene.robot.cell_size
     q, goal = _episodes(env)
-    walls = env.maze.walls
-    goal_cells = {tuple(c) for c in env.maze.goal_cells}
-    for xy, name in ((q[:, :2], "start"), (goal[:, :2], "goal")):
-        cells = _cell_of(xy, cell)
-        assert not walls[cells[:, 0], cells[:, 1]].any(), f"a {name} lies in a wall"
-        # ...and well inside its cell, so a robot there does not touch the walls around it.
-        assert np.abs(xy - cells * cell).max() <= cell / 4
     assert {tuple(c) for c in _cell_of(q[:, :2], cell)} == {tuple(env.maze.start_cell)}
-    drawn = {tuple(c) for c in _cell_of(goal[:, :2], cell)}
-    assert drawn == goal_cells  # only goal cells, and every one of them over 2000 resets
-    if env_id.startswith("humanoid"):
-        np.testing.assert_array_equal(goal[:, 2], 1.25)
-
-
-@pytest.mark.parametrize("eval_id", sorted(EVAL_IDS.values()))
-def test_eval_variants_draw_only_far_cells(eval_id):
-    train_id = eval_id[: -len("_eval")]
-    cell = make(train_id).scene.robot.cell_size
-    env = make(eval_id)
-    _, goal = _episodes(env, seed=2)
-    drawn = {tuple(c) for c in _cell_of(goal[:, :2], cell)}
-    assert drawn == {tuple(c) for c in env.maze.goal_cells}
-    far = {
-        "u4_maze": {(4, 1), (5, 1), (5, 2)},
-        "u5_maze": {(4, 1), (5, 1), (5, 2), (5, 3)},
-        "u_maze": {(3, 1), (3, 2), (3, 3)},
-    }
-    for name, cells in far.items():
-        if eval_id.endswith(f"_{name}_eval"):
-            assert drawn == cells
+    assert {tuple(c) for c in _cell_of(goal, cell)} == {tuple(c) for c in env.maze.goal_cells}
+    np.testing.assert_array_equal(goal, _cell_of(goal, cell) * cell)
 
 
 def test_open_task_goals():
@@ -280,6 +321,79 @@ def test_open_task_goals():
     d_goal = np.linalg.norm(goal - ball, axis=1)
     assert BALL_START_DISTANCE[0] - 0.2 <= d_ball.min() and d_ball.max() <= BALL_START_DISTANCE[1] + 0.2
     assert BALL_GOAL_DISTANCE[0] - 1e-4 <= d_goal.min() and d_goal.max() <= BALL_GOAL_DISTANCE[1] + 1e-4
+
+
+# -- the paper's humanoid and the switches that remove its quirks ---------------------------
+
+
+def _geom_bits(env):
+    m = env.scene.sys.mj_model
+    return {m.geom(i).name: (int(m.geom_contype[i]), int(m.geom_conaffinity[i])) for i in range(m.ngeom)}
+
+
+@pytest.mark.parametrize("env_id", ["humanoid", "humanoid_u_maze"])
+def test_every_humanoid_geom_touches_the_floor_and_the_target_nothing(env_id):
+    env = make(env_id)
+    bits = _geom_bits(env)
+    assert bits.pop("target") == (0, 0)
+    floor_affinity = bits.pop("floor")[1]
+    body = {n: b for n, b in bits.items() if not n.startswith("wall_slot_")}
+    assert len(body) == 17 and all(contype & floor_affinity for contype, _ in body.values())
+    if env_id.endswith("maze"):  # ... and every one of them is stopped by the walls
+        wall_type = bits["wall_slot_0"][0]
+        assert all(affinity & wall_type for _, affinity in body.values())
+
+
+def test_ant_maze_walls_stop_torso_hips_and_feet_only():
+    bits = _geom_bits(make("ant_u_maze"))
+    wall_type = bits["wall_slot_0"][0]
+    stopped = {n for n, (_, affinity) in bits.items() if affinity & wall_type}
+    feet = {f"{p}_foot_geom" for p in ("left", "right", "third", "fourth")}
+    assert stopped == {"torso_geom"} | {f"aux_{k}_geom" for k in range(1, 5)} | feet
+    # Only the feet touch the floor (ant, the paper's and Brax's alike).
+    for env_id in ("ant", "ant_u_maze"):
+        bits = _geom_bits(make(env_id))
+        floor_affinity = bits.pop("floor")[1]
+        assert {n for n, (contype, _) in bits.items() if contype & floor_affinity} == feet
+
+
+def test_humanoid_state_holds_the_target_body(programs):
+    env, out = programs.run("humanoid")
+    assert env.scene.sys.link_names[-1] == "target" and env.scene.sys.num_links() == 12
+    start, goal, q = out["start"], out["goal"], out["traj"]["q"]
+    np.testing.assert_array_equal(start[:, 24:26], goal[:, :2])  # q of the target's joints
+    np.testing.assert_allclose(q[..., 24:26], np.broadcast_to(goal[:, None, :2], q[..., 24:26].shape), atol=1e-5)
+    # No reset noise: the start pose is the model's initial pose exactly.
+    init_q = np.asarray(env.scene.sys.init_q)
+    np.testing.assert_array_equal(start[:, :24], np.broadcast_to(init_q[:24], (N_ENVS, 24)))
+    np.testing.assert_array_equal(start[:, 26:51], 0.0)  # qd
+
+
+def test_switches_remove_the_humanoid_quirks():
+    for env_id, dt in (("humanoid", 0.015), ("humanoid_big_maze", 0.015)):
+        env = make(env_id, goal_in_state=False, **({"xml_timestep": False} if env_id == "humanoid" else {}))
+        assert env.state_dim == 246 and env.dt == dt
+        assert "target" not in env.scene.sys.link_names
+        shapes = jax.eval_shape(env.reset, jax.random.PRNGKey(0))
+        assert shapes.obs.shape == (246 + 3,)
+    assert make("humanoid", xml_timestep=False).dt == 0.015
+    assert make("humanoid", xml_timestep=False).state_dim == 268
+    assert make("humanoid", goal_in_state=False).dt == 0.03
+
+
+@pytest.mark.parametrize("env_id, params, message", [
+    ("ant_u_maze", {"goal_jitter": -1}, "env.params.goal_jitter: -1 is not allowed; use a number >= 0"),
+    ("humanoid", {"goal_in_state": "no"}, "env.params.goal_in_state: 'no' is not allowed; use true or false"),
+    ("humanoid", {"xml_timestep": 1}, "env.params.xml_timestep: 1 is not allowed; use true or false"),
+    ("humanoid_u_maze", {"xml_timestep": True}, "env.params.xml_timestep: not a parameter of humanoid_u_maze"),
+    ("ant", {"goal_in_state": True}, "env.params.goal_in_state: not a parameter of ant"),
+    ("ant", {"goal_jitter": 0.1}, "env.params.goal_jitter: not a parameter of ant"),
+])
+def test_bad_switch_values_fail_with_one_line(env_id, params, message):
+    with pytest.raises((KeyError, ValueError)) as err:
+        make(env_id, **params)
+    text = str(err.value.args[0])
+    assert text.startswith(message) and "\n" not in text
 
 
 # -- walls and the block are solid -------------------------------------------------------------
@@ -344,7 +458,7 @@ def test_each_training_id_has_a_config_with_the_paper_defaults(env_id):
     assert train["num_envs"] == 512 and train["batch_size"] in (256, 512)
     assert train["unroll_length"] == 62 and train["prefill_steps"] == 1000
     assert train["buffer_size"] == 10000 and train["num_eval_envs"] == 128
-    assert train["utd_ratio"] == 0.025 and train["num_epochs"] >= 1
+    assert train["num_epochs"] >= 1  # the SGD-step rule is the training schedule's (crl/)
     paper_steps = {"ant_u4_maze": 100, "ant_big_maze": 100, "humanoid": 100, "ant_hardest_maze": 200,
                    "ant_u5_maze": 400, "humanoid_u_maze": 400, "humanoid_big_maze": 400}
     if env_id in paper_steps:

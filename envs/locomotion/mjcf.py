@@ -4,8 +4,9 @@ Nothing here is hand-written per task: the robot XML is read from the installed 
 package, and walls, the ball and the block are added as elements computed from numbers.
 
 Collision filtering uses MuJoCo's contype/conaffinity bits (a pair collides when
-contype1 & conaffinity2 or contype2 & conaffinity1 is non-zero). Brax's models already use
-bit 1 for "foot touches floor"; we add two bits without changing any existing pair:
+contype1 & conaffinity2 or contype2 & conaffinity1 is non-zero). Brax's models use bit 1
+for "touches the floor" (the ant's feet; the paper's humanoid gives it to every geom,
+which `Robot.floor_geoms = None` reproduces); we add two bits for walls and props:
 
     WALL_BIT  walls have contype WALL_BIT; robot geoms that must be stopped by walls get
               it in their conaffinity (the block too, so it cannot be pushed through).
@@ -31,7 +32,7 @@ import dataclasses
 import importlib.resources
 import xml.etree.ElementTree as ET
 
-from envs.locomotion_robots import Robot
+from envs.locomotion.robots import Robot
 
 FLOOR_BIT = 1
 WALL_BIT = 2
@@ -69,6 +70,17 @@ class Block:
     y: float
     half_size: tuple[float, float, float] = (1.6, 1.6, 0.6)
     mass: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The paper's `target` body: a contact-free sphere on two slide joints (x, y) at the
+    goal, the model's last body. It puts the commanded goal into the humanoid's state."""
+
+    height: float
+    radius: float = 0.5
+    mass: float = 1.0
+    joint_range: float = 20.0
 
 
 def robot_xml(robot: Robot) -> ET.Element:
@@ -134,15 +146,19 @@ def build(
     static_walls: list[tuple[float, float]] = (),
     ball: Ball | None = None,
     block: Block | None = None,
+    target: Target | None = None,
 ) -> str:
     """MJCF text of the robot with `wall_slots` movable wall boxes (named wall_slot_<k>),
-    walls fixed at the cell centres `static_walls` (push arena, rendering), and props."""
+    walls fixed at the cell centres `static_walls` (push arena, rendering), props, and
+    the target body last."""
     root = robot_xml(robot)
     world = root.find("worldbody")
     cell = robot.cell_size
     has_walls = wall_slots > 0 or len(static_walls) > 0
 
     for geom in _robot_geoms(root):
+        if robot.floor_geoms is None or geom.get("name") in robot.floor_geoms:
+            _add_bit(geom, "contype", FLOOR_BIT)
         if has_walls and (robot.wall_geoms is None or geom.get("name") in robot.wall_geoms):
             _add_bit(geom, "conaffinity", WALL_BIT)
         if (ball or block) and robot.prop_geoms:
@@ -174,5 +190,15 @@ def build(
                       mass=f"{block.mass:g}", contype=str(PROP_BIT | FLOOR_BIT),
                       conaffinity=str(WALL_BIT), rgba="0.2 0.4 0.9 1")
         _extend_init_qpos(root, [block.x, block.y, hz, 1.0, 0.0, 0.0, 0.0])
+
+    if target is not None:
+        body = ET.SubElement(world, "body", name="target", pos=f"0 0 {target.height:g}")
+        for axis, name in (("1 0 0", "target_x"), ("0 1 0", "target_y")):
+            ET.SubElement(body, "joint", name=name, type="slide", axis=axis, pos="0 0 0",
+                          limited="true", range=f"{-target.joint_range:g} {target.joint_range:g}",
+                          armature="0", damping="0", stiffness="0")
+        ET.SubElement(body, "geom", name="target", type="sphere", size=f"{target.radius:g}",
+                      mass=f"{target.mass:g}", contype="0", conaffinity="0", rgba="0.2 0.8 0.2 0.5")
+        _extend_init_qpos(root, [0.0, 0.0])
 
     return ET.tostring(root, encoding="unicode")

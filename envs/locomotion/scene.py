@@ -8,13 +8,14 @@ is a `TaskData` pytree passed to `reset`/`step` as an argument. Consequences:
 - all ant mazes (and their _eval variants) share one Scene, and a function jitted with
   the TaskData as an argument compiles once for all of them (tests and benchmarks use
   this; an env bound to one task simply closes over its TaskData);
-- the maze's walls are data, so the windowed wall slots (see envs/locomotion_mjcf.py)
+- the maze's walls are data, so the windowed wall slots (see envs/locomotion/mjcf.py)
   are moved onto the walls around the torso with a gather, not a Python loop.
 
 Task kinds:
     open  no walls. ant: goal on a circle of radius 10 around the start;
           humanoid: random angle, distance 1 to 5, height 1.25.
-    maze  walls from a layout; start in the R cell, goal uniform over the G cells.
+    maze  walls from a layout; start in the R cell, goal uniform over the G cells'
+          centres (+- goal_jitter x cell, 0 by default).
     ball  (ant) a ball starts 2-3 m from the ant; the goal (for the ball) 2-5 m beyond.
     push  (ant) a maze-like arena whose one passage is blocked by a movable block.
 """
@@ -33,9 +34,9 @@ from brax.positional import pipeline as positional_pipeline
 from brax.spring import pipeline as spring_pipeline
 from flax import struct
 
-from envs import locomotion_mjcf
 from envs.base import EnvState, goal_metrics
-from envs.locomotion_robots import ROBOTS, Robot, configure_backend
+from envs.locomotion import mjcf as locomotion_mjcf
+from envs.locomotion.robots import MAXIMAL, ROBOTS, Robot, configure_backend
 from envs.maze_layouts import MazeLayout, layout, layout_names
 
 PIPELINES = {
@@ -53,7 +54,6 @@ OPEN_ANT_GOAL_DISTANCE = 10.0
 OPEN_HUMANOID_GOAL_DISTANCE = (1.0, 5.0)
 BALL_START_DISTANCE = (2.0, 3.0)  # from the ant; clear of its legs (reach about 1.2 m)
 BALL_GOAL_DISTANCE = (2.0, 5.0)  # from the ball's start
-GOAL_NOISE_CELLS = 1 / 8  # uniform +- this fraction of a cell around a goal cell's centre
 
 # The push arena (rows are x, columns y, cells of the ant's 4 m): the ant starts below a
 # one-cell gap in a wall; the block 'B' fills the gap, the goals lie beyond it. Shoving the
@@ -77,6 +77,7 @@ class TaskData:
     start_xy: jax.Array  # (2,) nominal torso start
     goal_cells: jax.Array  # (MAX_GOALS, 2) world x, y of goal-cell centres (padded)
     num_goals: jax.Array  # () int32: how many rows of goal_cells are real
+    goal_jitter: jax.Array  # () float32: goals uniform within +- this many cells of a centre
 
 
 def open_task() -> TaskData:
@@ -85,10 +86,11 @@ def open_task() -> TaskData:
         start_xy=jnp.zeros((2,), jnp.float32),
         goal_cells=jnp.zeros((MAX_GOALS, 2), jnp.float32),
         num_goals=jnp.ones((), jnp.int32),
+        goal_jitter=jnp.zeros((), jnp.float32),
     )
 
 
-def maze_task(maze: MazeLayout, cell_size: float) -> TaskData:
+def maze_task(maze: MazeLayout, cell_size: float, goal_jitter: float = 0.0) -> TaskData:
     walls = np.zeros((MAX_ROWS, MAX_COLS), bool)
     walls[: maze.walls.shape[0], : maze.walls.shape[1]] = maze.walls
     goals = np.zeros((MAX_GOALS, 2), np.float32)
@@ -98,6 +100,7 @@ def maze_task(maze: MazeLayout, cell_size: float) -> TaskData:
         start_xy=jnp.asarray(maze.start_cell * cell_size, jnp.float32),
         goal_cells=jnp.asarray(goals),
         num_goals=jnp.asarray(len(maze.goal_cells), jnp.int32),
+        goal_jitter=jnp.asarray(goal_jitter, jnp.float32),
     )
 
 
@@ -116,12 +119,17 @@ def _on_circle(key, radius):
 
 
 class Scene:
-    """Pure reset/step over (TaskData, EnvState) for one robot, task kind and backend."""
+    """Pure reset/step over (TaskData, EnvState) for one robot, task kind and backend;
+    `target`: the model has the paper's target body (the humanoid's goal_in_state);
+    `xml_timestep`: substeps of the model's own timestep (the open humanoid's quirk)."""
 
-    def __init__(self, robot: Robot, kind: str, backend: str):
+    def __init__(self, robot: Robot, kind: str, backend: str, target: bool = False,
+                 xml_timestep: bool = False):
         if kind not in KINDS:
             raise ValueError(f"locomotion scene kind {kind!r}; allowed: {', '.join(KINDS)}")
         self.robot, self.kind, self.backend = robot, kind, backend
+        self.xml_timestep = xml_timestep
+        self.target = locomotion_mjcf.Target(robot.target_height) if target else None
         # Mazes get the moving window of wall slots; the small push arena gets its walls
         # fixed in place, because the block can slide out of a window around the torso.
         self.windowed = kind == "maze"
@@ -138,14 +146,18 @@ class Scene:
             static_walls=static_walls,
             ball=self.ball,
             block=self.block,
+            target=self.target,
         )
         sys = mjcf.loads(xml)
-        self.sys, self.n_frames = configure_backend(sys, robot, backend)
+        self.sys, self.n_frames = configure_backend(sys, robot, backend, xml_timestep)
         self.pipeline = PIPELINES[backend]
-        # Props come after the robot in the MJCF, so the robot owns the leading q/qd entries.
+        self.maximal = backend in MAXIMAL
+        # Props, then the target, come after the robot in the MJCF, so the robot owns the
+        # leading q/qd entries and the target (x, y slide joints) the last two.
         prop_q, prop_qd = (7, 6) if (self.ball or self.block) else (0, 0)
-        self.robot_q = self.sys.q_size() - prop_q
-        self.robot_qd = self.sys.qd_size() - prop_qd
+        target_q = 2 if self.target else 0
+        self.robot_q = self.sys.q_size() - prop_q - target_q
+        self.robot_qd = self.sys.qd_size() - prop_qd - target_q
         names = [self.sys.mj_model.geom(i).name for i in range(self.sys.ngeom)]
         slots = [f"wall_slot_{k}" for k in range(locomotion_mjcf.WINDOW)] if self.windowed else []
         self.slot_ids = np.array([names.index(n) for n in slots], np.int32)
@@ -194,11 +206,7 @@ class Scene:
         q = q.at[: self.robot_q].add(_uniform(k_q, (self.robot_q,), -r.q_noise, r.q_noise))
         q = q.at[:2].add(task.start_xy)
         qd = jnp.zeros((self.sys.qd_size(),), jnp.float32)
-        if r.qd_noise_normal:
-            noise = r.qd_noise * jax.random.normal(k_qd, (self.robot_qd,))
-        else:
-            noise = _uniform(k_qd, (self.robot_qd,), -r.qd_noise, r.qd_noise)
-        qd = qd.at[: self.robot_qd].set(noise)
+        qd = qd.at[: self.robot_qd].set(r.qd_noise * jax.random.normal(k_qd, (self.robot_qd,)))
 
         if self.kind == "open" and r.goal_dims == 2:
             goal = task.start_xy + _on_circle(k_goal, OPEN_ANT_GOAL_DISTANCE)
@@ -210,17 +218,19 @@ class Scene:
             ball = task.start_xy + _on_circle(k_dir, _uniform(k_dist, (), *BALL_START_DISTANCE))
             q = q.at[self.robot_q : self.robot_q + 2].set(ball)
             goal = ball + _on_circle(k_goal_dir, _uniform(k_goal_dist, (), *BALL_GOAL_DISTANCE))
-        else:  # maze, push: a goal cell, uniformly, plus a little noise
+        else:  # maze, push: a goal cell's centre, uniformly, plus the optional jitter
             k_cell, k_offset = jax.random.split(k_goal)
             index = jax.random.randint(k_cell, (), 0, task.num_goals)
-            spread = GOAL_NOISE_CELLS * r.cell_size
-            goal = task.goal_cells[index] + _uniform(k_offset, (2,), -spread, spread)
+            spread = task.goal_jitter * r.cell_size
+            goal = task.goal_cells[index] + spread * _uniform(k_offset, (2,), -1.0, 1.0)
+        if self.target is not None:  # the target body sits at the goal
+            q = q.at[-2:].set(goal)
         if r.goal_dims == 3:
             goal = jnp.concatenate([goal, jnp.full((1,), r.goal_height, jnp.float32)])
         return q, qd, goal
 
     def _env_state(self, physics, goal: jax.Array, ctrl: jax.Array) -> EnvState:
-        state = self.robot.state_fn(self.sys, physics, ctrl)
+        state = self.robot.state_fn(self.sys, physics, ctrl, self.maximal)
         metrics = goal_metrics(
             state[jnp.asarray(self.goal_indices)], goal, SUCCESS_RADIUS, SUCCESS_RADIUS_EASY
         )
@@ -260,10 +270,11 @@ class Scene:
 
     @property
     def dt(self) -> float:
-        return float(self.sys.opt.timestep) * self.n_frames
+        return round(float(self.sys.opt.timestep) * self.n_frames, 9)  # float32 timestep
 
 
 @functools.lru_cache(maxsize=None)
-def get_scene(robot: str, kind: str, backend: str) -> Scene:
-    """Scenes are cached: envs of one (robot, kind, backend) share one Scene object."""
-    return Scene(ROBOTS[robot], kind, backend)
+def get_scene(robot: str, kind: str, backend: str, target: bool = False,
+              xml_timestep: bool = False) -> Scene:
+    """Scenes are cached: envs with the same arguments share one Scene object."""
+    return Scene(ROBOTS[robot], kind, backend, target, xml_timestep)
