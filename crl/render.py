@@ -244,6 +244,7 @@ class MujocoPainter:
         self.goal_radius = max(float(env.success_radius), 0.03)
         self.goal_height = 0.25 * self.goal_radius
         self.follow = False
+        camera = camera if camera is not None else getattr(env, "render_camera", None)  # the arm names one
         if camera is not None:
             self.camera = camera
         else:
