@@ -2,9 +2,9 @@
 
 For each id and number of vectorised envs, a jitted `lax.scan` of uniformly random
 actions through `envs.wrappers.TrainingEnv` (vmap, truncation, auto-reset) is run once
-to compile and warm up, then timed; the best of `--repeats` calls counts. All six ids
-share one model and take their task as data (`env.with_task`), so the program is
-compiled once per number of envs and the "first call" column is ~0 after the first id.
+to compile and warm up, then timed; the best of `--repeats` calls counts. Ids on one
+scene variant (both push tasks) take their regions as data (`env.with_task`) and share
+one program; reach, grasp and each bin-picking task compile their own.
 
     python experiments/bench_manipulation_envs.py                 # every id, 1/64/512 envs
     python experiments/bench_manipulation_envs.py --quick         # fewer steps per call
@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from envs.manipulation import ENV_IDS, make  # noqa: E402
-from envs.manipulation_physics import CONTROL_DT, FRAME_SKIP  # noqa: E402
+from envs.manipulation.mjcf import CONTROL_DT, FRAME_SKIP  # noqa: E402
 from crl.apps.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
 
 STEP_BUDGET = 4096  # env steps per timed call, spread over the vectorised envs
@@ -40,10 +40,10 @@ _PROGRAMS: dict = {}
 def measure(env_id: str, num_envs: int, quick: bool, repeats: int) -> dict:
     env = make(env_id)
     length = steps_per_call(num_envs, quick)
-    key = (num_envs, length)  # every id shares the arm model
+    key = (env.task.scene, num_envs, length)  # ids on one scene share a program
     if key not in _PROGRAMS:
-        _PROGRAMS[key] = rollout_programs(make(ENV_IDS[0]), num_envs, length)
-    timing = time_rollout(_PROGRAMS[key], env.task, repeats)
+        _PROGRAMS[key] = rollout_programs(env, num_envs, length)
+    timing = time_rollout(_PROGRAMS[key], env.task_data, repeats)
     steps = num_envs * length
     return {
         "env_id": env_id,

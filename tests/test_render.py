@@ -149,3 +149,24 @@ def test_the_video_rollout_is_the_evaluation_rollout(point_run):
     per_episode = [roll.success[e, 1: roll.frames[e]].sum() for e in range(4)]
     assert np.mean(per_episode) == pytest.approx(float(metrics["time_at_goal"]))
     assert roll.pose["q"].shape == (4, 21, 2) and np.all(roll.frames == 21)
+
+
+def test_arm_frames_show_the_arm_the_cube_the_bins_and_the_goal(tmp_path):
+    """arm_binpick_hard through its own painter (the MJCF's front camera): frames are drawn,
+    the goal marker is in them, and no Brax viewer is written (the MJX arm is no Brax system)."""
+    import imageio.v3 as iio
+
+    from envs.colors import GOAL_COLOR
+
+    run_dir = tmp_path / "arm"
+    make_run_dir(run_dir, "arm_binpick_hard", episode_length=20)
+    out = tmp_path / "arm.mp4"
+    result = crl_render(run_dir, "--episodes", 1, "--steps", 2, "--width", 160, "--height", 120, "--out", out,
+                        env={"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    frames = iio.imread(out)
+    assert frames.shape == (3, 120, 160, 3)
+    for frame in frames:
+        assert frame.std() > 10, "a blank frame"
+        assert colour_pixels(frame, GOAL_COLOR, 80) > 3, "the goal marker is not visible"
+    assert not (tmp_path / "arm.html").exists()
