@@ -29,11 +29,6 @@ class NonFiniteError(RuntimeError):
     """Training produced NaN or inf; the message names the epoch, env step and metric."""
 
 
-def learned_params(ts) -> dict:
-    """The parameters a run produces (params.msgpack's layout)."""
-    return {"actor": ts.actor_params, "critic": ts.critic_params, "log_alpha": ts.log_alpha}
-
-
 class MetricsFiles(Callback):
     """TensorBoard events and metrics.csv, one row per epoch (crl/logger.py)."""
 
@@ -139,5 +134,5 @@ class SaveParams(Callback):
     def on_end(self, state, progress: Progress | None) -> None:
         if finished(progress):
             tmp = self.path.with_suffix(".msgpack.tmp")
-            tmp.write_bytes(serialization.to_bytes(jax.device_get(learned_params(state))))
+            tmp.write_bytes(serialization.to_bytes(jax.device_get(state.params())))
             tmp.replace(self.path)

@@ -37,6 +37,21 @@ class CheckpointError(RuntimeError):
     """No usable checkpoint where one was expected."""
 
 
+class LayoutError(CheckpointError):
+    """A checkpoint of another training-state layout (written by another version)."""
+
+
+# The training-state layout written before it was recorded: separate parameter and optimiser
+# fields (crl before the learners became Flax TrainStates).
+_LEGACY_FIELDS = ["actor_opt_state", "actor_params", "alpha_opt_state", "buffer", "critic_opt_state",
+                  "critic_params", "env_state", "episode_ids", "epoch", "env_steps", "key", "log_alpha", "sgd_steps"]
+
+
+def state_fields(state) -> list[str]:
+    """The top-level field names of a training state (what a checkpoint's layout is)."""
+    return sorted(f.name for f in dataclasses.fields(state)) if dataclasses.is_dataclass(state) else []
+
+
 @dataclasses.dataclass(frozen=True)
 class Restored:
     state: Any
@@ -112,6 +127,7 @@ class Checkpointer:
             "epoch": epoch,
             "env_steps": env_steps,
             "include_buffer": self.include_buffer,
+            "state_fields": state_fields(state),
             "files": _inventory(partial / "state"),
         }
         with open(partial / "manifest.json", "w") as f:
@@ -165,6 +181,17 @@ class Checkpointer:
                 raise CheckpointError(f"{path.name}: state/{rel} does not match its checksum")
         return manifest
 
+    @staticmethod
+    def _check_layout(path: pathlib.Path, manifest: dict, template) -> None:
+        """Refuse, in one line, a checkpoint whose state has other fields than `template`."""
+        theirs, ours = manifest.get("state_fields", _LEGACY_FIELDS), state_fields(template)
+        if ours and theirs != ours:
+            raise LayoutError(
+                f"{path.name}: written with another training-state layout (fields {', '.join(theirs)}; this "
+                f"version has {', '.join(ours)}), by an older or newer crl; resume it with the version that "
+                "wrote it, or start a new run directory"
+            )
+
     def restore_latest(self, template) -> Restored | None:
         """The newest intact checkpoint restored into `template`'s structure.
 
@@ -180,9 +207,12 @@ class Checkpointer:
         for path in reversed(candidates):
             try:
                 manifest = self.verify(path)
+                self._check_layout(path, manifest, template)
                 target = template if manifest["include_buffer"] else template.replace(buffer=None)
                 abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _drop_empty(target))
                 state = _refill_empty(self._ocp.restore(path / "state", abstract), target)
+            except LayoutError:
+                raise
             except CheckpointError as err:
                 skipped.append(str(err))
                 continue

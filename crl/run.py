@@ -227,8 +227,7 @@ def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, check
 
 def load_params(run_dir: str | pathlib.Path, trainer: Trainer) -> dict:
     """Read params.msgpack back into the trainer's parameter structure."""
-    template = jax.eval_shape(trainer.init_learner, jax.random.PRNGKey(0))
+    template = jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0))
     zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
-    target = {"actor": zeros["actor_params"], "critic": zeros["critic_params"], "log_alpha": np.zeros((), np.float32)}
     data = (pathlib.Path(run_dir) / "params.msgpack").read_bytes()
-    return serialization.from_bytes(target, data)
+    return serialization.from_bytes(zeros, data)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from flax.training.train_state import TrainState as Learner
 
 from crl import buffer as replay
 from crl import losses
@@ -30,12 +31,13 @@ from envs.wrappers import TrainingEnv
 
 @struct.dataclass
 class TrainState:
-    actor_params: dict
-    critic_params: dict
-    log_alpha: jax.Array
-    actor_opt_state: optax.OptState
-    critic_opt_state: optax.OptState
-    alpha_opt_state: optax.OptState
+    """The whole state of a run, one pytree (a checkpoint restores it exactly). The three
+    learners are Flax `TrainState`s (parameters, Adam state, step; `apply_gradients`):
+    `actor`, `critic`, and `alpha`, whose parameters are {"log_alpha": scalar}."""
+
+    actor: Learner
+    critic: Learner
+    alpha: Learner
     buffer: replay.ReplayBuffer
     env_state: EnvState
     episode_ids: jax.Array  # (num_envs,) int32: current episode of each env
@@ -43,6 +45,22 @@ class TrainState:
     env_steps: jax.Array  # int32 counters (enough for 2e9 env steps)
     sgd_steps: jax.Array
     epoch: jax.Array
+
+    @property
+    def actor_params(self):
+        return self.actor.params
+
+    @property
+    def critic_params(self):
+        return self.critic.params
+
+    @property
+    def log_alpha(self) -> jax.Array:
+        return self.alpha.params["log_alpha"]
+
+    def params(self) -> dict:
+        """What a run produces (params.msgpack's layout): actor, critic and log alpha."""
+        return {"actor": self.actor.params, "critic": self.critic.params, "log_alpha": self.log_alpha}
 
 
 class Trainer:
@@ -79,21 +97,24 @@ class Trainer:
 
     # -- state ----------------------------------------------------------------------------
 
-    def init_learner(self, key: jax.Array) -> dict:
-        """Network parameters, temperature and optimiser states: the TrainState fields that learn."""
+    def init_params(self, key: jax.Array) -> dict:
+        """Fresh parameters in params.msgpack's layout: {"actor", "critic", "log_alpha"}."""
         k_actor, k_critic = jax.random.split(key)
         state0 = jnp.zeros((1, self.state_dim))
         goal0 = jnp.zeros((1, len(self.goal_indices)))
-        actor_params = self.actor.init(k_actor, state0, goal0)["params"]
-        critic_params = self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"]
-        log_alpha = jnp.zeros((), jnp.float32)
+        return {
+            "actor": self.actor.init(k_actor, state0, goal0)["params"],
+            "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
+            "log_alpha": jnp.zeros((), jnp.float32),
+        }
+
+    def init_learner(self, key: jax.Array) -> dict:
+        """The TrainState fields that learn: actor, critic and alpha, each a Flax TrainState."""
+        params = self.init_params(key)
         return dict(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            log_alpha=log_alpha,
-            actor_opt_state=self.actor_opt.init(actor_params),
-            critic_opt_state=self.critic_opt.init(critic_params),
-            alpha_opt_state=self.alpha_opt.init(log_alpha),
+            actor=Learner.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
+            critic=Learner.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
+            alpha=Learner.create(apply_fn=None, params={"log_alpha": params["log_alpha"]}, tx=self.alpha_opt),
         )
 
     @functools.partial(jax.jit, static_argnums=0)
@@ -200,40 +221,30 @@ class Trainer:
         actor_first (the paper's code): against the critic as it was before this step.
         The critic's step never depends on the actor, so only the actor's critic differs.
         """
-        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic_params, batch)
-        updates, critic_opt_state = self.critic_opt.update(critic_grads, ts.critic_opt_state, ts.critic_params)
-        critic_params = optax.apply_updates(ts.critic_params, updates)
+        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic.params, batch)
+        critic = ts.critic.apply_gradients(grads=critic_grads)
 
-        actor_critic = ts.critic_params if self.cfg.train.update_order == "actor_first" else critic_params
+        actor_critic = ts.critic.params if self.cfg.train.update_order == "actor_first" else critic.params
         (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            ts.actor_params, actor_critic, ts.log_alpha, batch, key
+            ts.actor.params, actor_critic, ts.log_alpha, batch, key
         )
-        updates, actor_opt_state = self.actor_opt.update(actor_grads, ts.actor_opt_state, ts.actor_params)
-        actor_params = optax.apply_updates(ts.actor_params, updates)
+        actor = ts.actor.apply_gradients(grads=actor_grads)
 
         log_prob = actor_metrics.pop("log_prob")
-        alpha_loss, alpha_grad = jax.value_and_grad(losses.alpha_loss)(ts.log_alpha, log_prob, self.target_entropy)
-        updates, alpha_opt_state = self.alpha_opt.update(alpha_grad, ts.alpha_opt_state, ts.log_alpha)
-        log_alpha = optax.apply_updates(ts.log_alpha, updates)
+        alpha_loss, alpha_grad = jax.value_and_grad(
+            lambda p: losses.alpha_loss(p["log_alpha"], log_prob, self.target_entropy)
+        )(ts.alpha.params)
+        alpha = ts.alpha.apply_gradients(grads=alpha_grad)
 
         metrics = {
             **critic_metrics,
             **actor_metrics,
             "alpha_loss": alpha_loss,
-            "alpha": jnp.exp(log_alpha),
+            "alpha": jnp.exp(alpha.params["log_alpha"]),
             "critic_grad_norm": optax.tree.norm(critic_grads),
             "actor_grad_norm": optax.tree.norm(actor_grads),
         }
-        ts = ts.replace(
-            critic_params=critic_params,
-            actor_params=actor_params,
-            log_alpha=log_alpha,
-            critic_opt_state=critic_opt_state,
-            actor_opt_state=actor_opt_state,
-            alpha_opt_state=alpha_opt_state,
-            sgd_steps=ts.sgd_steps + 1,
-        )
-        return ts, metrics
+        return ts.replace(actor=actor, critic=critic, alpha=alpha, sgd_steps=ts.sgd_steps + 1), metrics
 
     def training_step(self, ts: TrainState, _=None) -> tuple[TrainState, dict]:
         ts, collect_metrics = self.collect(ts, random_actions=False)
@@ -273,7 +284,7 @@ class Trainer:
         ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.training_steps_per_epoch)
         metrics = jax.tree.map(jnp.mean, metrics)
         metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.training_steps_per_epoch
-        learned = (ts.actor_params, ts.critic_params, ts.log_alpha)
+        learned = ts.params()
         params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
         return self._shard(ts.replace(epoch=ts.epoch + 1)), metrics, params_finite
 

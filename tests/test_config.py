@@ -161,8 +161,8 @@ def test_readme_library_example_builds_the_depth_it_asks_for():
 
     cfg = from_dict({"env": {"id": "point_u_maze"}, "network": {"depth": 8}})
     env, eval_env = build_envs(cfg)
-    learner = jax.eval_shape(Trainer(cfg, env, eval_env).init_learner, jax.random.PRNGKey(0))
-    for params in (learner["actor_params"], learner["critic_params"]):
+    params = jax.eval_shape(Trainer(cfg, env, eval_env).init_params, jax.random.PRNGKey(0))
+    for params in (params["actor"], params["critic"]):
         block_axes = {leaf.shape[0] for path, leaf in jax.tree_util.tree_leaves_with_path(params)
                       if any("blocks" in str(p).lower() or "scan" in str(p).lower() for p in path)}
         assert block_axes == {2}, block_axes

@@ -424,8 +424,7 @@ def test_value_map_masks_walls_and_is_finite_in_free_cells(key):
     cfg = from_dict({"network": {"depth": 0, "width": 8}})
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
-    learner = trainer.init_learner(key)
-    params = {"actor": learner["actor_params"], "critic": learner["critic_params"]}
+    params = trainer.init_params(key)
     vm = value_map(trainer, params, env, goal=[3.0, 1.0], points_per_cell=4)
     walls = env.maze.walls
     assert vm.values.shape == (walls.shape[0] * 4, walls.shape[1] * 4)

@@ -1,6 +1,7 @@
 """Reliability: exact resume after SIGKILL/SIGTERM, damaged checkpoints, the non-finite
 guard, config validation before compilation, determinism."""
 
+import json
 import os
 import random
 import signal
@@ -157,7 +158,7 @@ def test_guard_keeps_the_last_good_checkpoint_untouched(tmp_path, monkeypatch):
     def poisoned(self, ts):  # parameters become NaN during the third epoch
         ts, metrics, finite = original(self, ts)
         if int(ts.epoch) == 3:
-            ts = ts.replace(critic_params=jax.tree.map(lambda x: x * jnp.nan, ts.critic_params))
+            ts = ts.replace(critic=ts.critic.replace(params=jax.tree.map(lambda x: x * jnp.nan, ts.critic.params)))
             finite = jnp.array(False)
         return ts, metrics, finite
 
@@ -257,3 +258,22 @@ def test_states_with_zero_size_arrays_round_trip(tmp_path):
     assert restored.epoch == 1
     assert restored.state.physics["contacts"].shape == (0, 3)
     assert bool(jnp.all(restored.state.buffer == state.buffer)) and bool(jnp.all(restored.state.physics["q"] == 1))
+
+
+def test_a_checkpoint_of_another_state_layout_is_refused_in_one_line(tmp_path):
+    """Checkpoints from before the learners became Flax TrainStates (their manifest records
+    no state fields) are refused with one line, not mistaken for damaged ones."""
+    from crl.checkpoint import CheckpointError
+
+    cfg = _tiny_config(total_env_steps=400, num_epochs=2)
+    run_training(cfg, tmp_path)
+    for manifest_path in (tmp_path / "checkpoints").glob("epoch_*/manifest.json"):
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest.pop("state_fields") == ["actor", "alpha", "buffer", "critic", "env_state", "env_steps",
+                                                "episode_ids", "epoch", "key", "sgd_steps"]
+        manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError) as err:
+        run_training(cfg, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("epoch_000002: written with another training-state layout")
+    assert "actor_opt_state" in message and "start a new run directory" in message

@@ -33,8 +33,7 @@ def make_run_dir(run_dir: pathlib.Path, env_id: str, episode_length: int = 20):
                      "network": {"depth": 0, "width": 16}, "train": TINY_TRAIN})
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
-    learner = trainer.init_learner(jax.random.PRNGKey(0))
-    params = {"actor": learner["actor_params"], "critic": learner["critic_params"], "log_alpha": learner["log_alpha"]}
+    params = trainer.init_params(jax.random.PRNGKey(0))
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
     (run_dir / "params.msgpack").write_bytes(serialization.to_bytes(jax.device_get(params)))

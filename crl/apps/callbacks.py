@@ -20,7 +20,6 @@ import jax
 from tqdm import tqdm
 
 from crl.apps.render import render_run_video
-from crl.callbacks import learned_params
 from crl.config import Config
 from crl.loop import Callback, Progress
 
@@ -76,7 +75,7 @@ class Videos(Callback):
         v = self.cfg.video
         try:
             info = render_run_video(
-                self.run_dir, self.cfg, jax.device_get(learned_params(state)), v.episodes,
+                self.run_dir, self.cfg, jax.device_get(state.params()), v.episodes,
                 pathlib.Path("videos") / name, trainer=self.trainer, width=v.width, height=v.height, seed=self.cfg.seed,
             )
             log.info("video: %s (%d frames)", info["video"], info["frames"])

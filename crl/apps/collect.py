@@ -262,8 +262,8 @@ def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None
     if path.name == "params.msgpack":
         return cfg, trainer, load_params(path.parent, trainer)
     # Only the structure is needed as a template: eval_shape builds it without computing.
-    learner = jax.eval_shape(trainer.init_learner, jax.random.PRNGKey(0))
-    target = {"actor": learner["actor_params"], "critic": learner["critic_params"], "log_alpha": np.zeros((), np.float32)}
+    target = jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0))
+    target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), target)
     return cfg, trainer, serialization.from_bytes(target, path.read_bytes())
 
 

@@ -250,7 +250,7 @@ def load_checkpoint_params(run_dir: pathlib.Path, trainer, checkpoint: str) -> d
 
         target = template if manifest.get("include_buffer", True) else template.replace(buffer=None)
         state = ocp.StandardCheckpointer().restore(path / "state", target)
-    return {"actor": state.actor_params, "critic": state.critic_params, "log_alpha": state.log_alpha}
+    return state.params()
 
 
 def main(argv: list[str] | None = None) -> int:
