@@ -115,7 +115,7 @@ def layout_names() -> list[str]:
 def robot_layout(robot: str, name: str) -> MazeLayout:
     """The layout `name` as the paper gives it to `robot` ("ant", "humanoid"): an `_eval`
     name takes that robot's evaluation goal cells; every other name is `layout(name)`."""
-    maze = name[: -len("_eval")] if name.endswith("_eval") else name
+    maze = name.removesuffix("_eval")
     cells = _ROBOT_EVAL_GOALS.get(robot, {}).get(maze)
     if maze == name or cells is None:
         return layout(name)

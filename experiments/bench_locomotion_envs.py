@@ -25,8 +25,8 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from envs.locomotion import TRAINING_IDS, make  # noqa: E402
 from crl.apps.env_bench import rollout_programs, time_rollout, write_report  # noqa: E402
+from envs.locomotion import TRAINING_IDS, make  # noqa: E402
 
 STEP_BUDGET = 8192  # env steps per timed call (spread over the vectorised envs)
 

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from envs import registry
-from envs.locomotion import EVAL_IDS, ENV_IDS, TRAINING_IDS, make
+from envs.locomotion import ENV_IDS, EVAL_IDS, TRAINING_IDS, make
 from envs.locomotion.scene import BALL_GOAL_DISTANCE, BALL_START_DISTANCE
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ the paper's code that a user may want off:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 BACKENDS = ("spring", "generalized", "positional", "mjx")
 

@@ -14,17 +14,14 @@ q as well as into the state (the envs rely on this to place the robot at a goal)
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import mujoco
 from brax import actuator, base
 
-from envs.locomotion.params import BACKENDS
-
-# Maximal-coordinate backends (spring, positional) need a smaller timestep to stay stable;
-# Brax's own ant/humanoid use these numbers, and so do we so that results are comparable.
+# The MJX solver settings of Brax's (and the paper's) ant and humanoid.
 _MJX_SOLVER = {
     "opt.solver": mujoco.mjtSolver.mjSOL_NEWTON,
     "opt.disableflags": mujoco.mjtDisableBit.mjDSBL_EULERDAMP,
@@ -159,7 +156,9 @@ HUMANOID = Robot(
 ROBOTS = {r.name: r for r in (ANT, HUMANOID)}
 
 
-MAXIMAL = ("spring", "positional")  # maximal-coordinate backends
+# Maximal-coordinate backends: they need a smaller timestep to stay stable (the robots'
+# `backends` settings, Brax's and the paper's numbers).
+MAXIMAL = ("spring", "positional")
 
 
 def configure_backend(
