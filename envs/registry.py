@@ -1,58 +1,38 @@
-"""make(env_id) -> GoalEnv, for every task family, without importing the heavy ones early.
+"""make(env_id) -> GoalEnv for every task family, each family listed once.
 
-Each family module (`envs.point_maze`, `envs.locomotion`, `envs.manipulation`) exposes
-`ENV_IDS` and `make(env_id, **kwargs)`. The ids are listed here too, so that an unknown id
-is reported (with the known ids) without importing Brax or MuJoCo.
+A family is a package (`envs.point_maze`, `envs.locomotion`, `envs.manipulation`) whose
+`__init__` exposes `ENV_IDS` and `make(env_id, **params)`. The `__init__` is light: the ids
+are data and `make` imports the physics (Brax, MJX) only when it builds an env, so an
+unknown id is reported, with every known id, without importing Brax or MuJoCo.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 
 from envs.base import GoalEnv
 
-_MAZES = ["u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"]
-
-FAMILIES: dict[str, list[str]] = {
-    "envs.point_maze": (
-        ["point_open"]
-        + [f"point_{m}" for m in _MAZES]
-        + [f"point_{m}_eval" for m in _MAZES]
-    ),
-    "envs.locomotion": (
-        ["ant", "ant_ball", "ant_push", "humanoid"]
-        + [f"ant_{m}" for m in _MAZES]
-        + [f"ant_{m}_eval" for m in _MAZES]
-        + [f"humanoid_{m}" for m in ["u_maze", "big_maze", "hardest_maze"]]
-        + [f"humanoid_{m}_eval" for m in ["u_maze", "big_maze", "hardest_maze"]]
-    ),
-    "envs.manipulation": [
-        "arm_reach", "arm_push_easy", "arm_push_hard",
-        "arm_binpick_easy", "arm_binpick_hard", "arm_grasp",
-    ],
-}
-
+FAMILIES = ("envs.point_maze", "envs.locomotion", "envs.manipulation")
 DEFAULT_ENV_ID = "point_u_maze"
 
 
-def _family_available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+def ids_of(family: str) -> list[str]:
+    """The ids a family registers (its package's ENV_IDS)."""
+    return list(importlib.import_module(family).ENV_IDS)
 
 
 def known_ids() -> list[str]:
-    """Every id that `make` accepts on this install."""
-    return sorted(i for mod, ids in FAMILIES.items() if _family_available(mod) for i in ids)
+    """Every id that `make` accepts."""
+    return sorted(i for family in FAMILIES for i in ids_of(family))
 
 
 def family_of(env_id: str) -> str:
-    for module, ids in FAMILIES.items():
-        if env_id in ids and _family_available(module):
-            return module
+    for family in FAMILIES:
+        if env_id in ids_of(family):
+            return family
     raise KeyError(f"env.id: unknown env {env_id!r}; known: {', '.join(known_ids())}")
 
 
 def make(env_id: str, **kwargs) -> GoalEnv:
     """Build an env; kwargs are the family's parameters (episode_length, backend, ...)."""
-    module = importlib.import_module(family_of(env_id))
-    return module.make(env_id, **kwargs)
+    return importlib.import_module(family_of(env_id)).make(env_id, **kwargs)

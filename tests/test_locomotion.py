@@ -111,7 +111,7 @@ def programs():
 
 
 def test_ids_match_the_registry():
-    assert sorted(ENV_IDS) == sorted(registry.FAMILIES["envs.locomotion"])
+    assert sorted(ENV_IDS) == sorted(registry.ids_of("envs.locomotion"))
     assert set(EVAL_IDS.values()) <= set(ENV_IDS)
     assert registry.family_of("ant_u_maze") == "envs.locomotion"
 

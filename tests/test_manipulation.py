@@ -101,7 +101,7 @@ def _resets(env_id):
 
 
 def test_ids_match_registry():
-    assert ENV_IDS == sorted(registry.FAMILIES["envs.manipulation"])
+    assert ENV_IDS == sorted(registry.ids_of("envs.manipulation"))
     assert registry.family_of("arm_push_easy") == "envs.manipulation"
 
 
