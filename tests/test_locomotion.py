@@ -488,21 +488,17 @@ def tiny_training(request, tmp_path_factory):
     if not (selected and _trainer_available()):
         yield None
         return
-    import os
 
     run_dir = tmp_path_factory.mktemp("tiny_training") / "run"
-    overrides = [
-        "env=ant", "train.num_envs=4", "train.total_env_steps=400", "train.num_epochs=2",
-        "train.unroll_length=10", "train.prefill_steps=20", "train.utd_ratio=0.25",
-        "train.batch_size=16", "train.buffer_size=200", "train.num_eval_envs=4",
-        "env.episode_length=20", "network.width=16", "logging.progress_bar=false",
-        f"hydra.run.dir={run_dir}",
-    ]
-    env = {**os.environ, "CRL_JAX_CACHE": os.environ.get("CRL_JAX_CACHE", str(REPO / ".jax_cache"))}
+    sys.path.insert(0, str(REPO / "tests"))
+    from helpers import TINY, crl_env, crl_train_cmd
+
+    overrides = ["env=ant", *TINY, f"hydra.run.dir={run_dir}"]
+    env = crl_env()
     log = run_dir.parent / "crl-train.log"  # a file, not a pipe: a full pipe would stall it
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "crl.apps.train", *overrides],
+            crl_train_cmd(*overrides),
             cwd=run_dir.parent, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     yield process, run_dir, log

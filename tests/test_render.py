@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import tiny_config
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY_TRAIN = {
-    "num_envs": 4, "total_env_steps": 400, "num_epochs": 2, "unroll_length": 10, "prefill_steps": 20,
-    "batch_size": 16, "buffer_size": 200, "num_eval_envs": 4,
-}
 
 
 def make_run_dir(run_dir: pathlib.Path, env_id: str, episode_length: int = 20):
@@ -29,8 +27,7 @@ def make_run_dir(run_dir: pathlib.Path, env_id: str, episode_length: int = 20):
     from crl.run import build_envs
     from crl.train import Trainer
 
-    cfg = from_dict({"env": {"id": env_id, "episode_length": episode_length},
-                     "network": {"depth": 0, "width": 16}, "train": TINY_TRAIN})
+    cfg = from_dict(tiny_config(env={"id": env_id, "episode_length": episode_length}, network={"depth": 0}))
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
     params = trainer.init_params(jax.random.PRNGKey(0))

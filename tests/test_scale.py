@@ -9,16 +9,10 @@ import numpy as np
 
 from crl.config import from_dict
 from crl.run import run_training
-from helpers import REPO
+from helpers import REPO, tiny_config
 
-TINY = {
-    "env": {"episode_length": 20},
-    "network": {"width": 32, "actor_width": 32, "critic_width": 32, "depth": 8, "actor_depth": 8, "critic_depth": 8},
-    "train": {"num_envs": 4, "total_env_steps": 1200, "num_epochs": 3, "unroll_length": 10, "prefill_steps": 20,
-              "utd_ratio": 0.25, "batch_size": 16, "buffer_size": 200, "num_eval_envs": 4},
-    "logging": {"progress_bar": False},
-    "checkpoint": {"every_epochs": 100},
-}
+TINY = tiny_config(network={"width": 32, "depth": 8}, train={"total_env_steps": 1200, "num_epochs": 3},
+                   checkpoint={"every_epochs": 100})
 
 
 def _losses(row_dir):

@@ -12,15 +12,11 @@ import sys
 import time
 
 import pytest
+from helpers import TINY  # the suite's tiny config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 START = REPO / "experiments" / "slurm" / "start_local_cluster.sh"
 STOP = REPO / "experiments" / "slurm" / "stop_local_cluster.sh"
-TINY = [
-    "train.num_envs=4", "train.total_env_steps=400", "train.num_epochs=2", "train.unroll_length=10",
-    "train.prefill_steps=20", "train.utd_ratio=0.25", "train.batch_size=16", "train.buffer_size=200",
-    "train.num_eval_envs=4", "env.episode_length=20", "network.width=16", "logging.progress_bar=false",
-]
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "scontrol")
 
 
