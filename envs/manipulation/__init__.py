@@ -7,17 +7,22 @@ mjcf.py     the Panda scene as Python data and the MJCF generator (no mesh files
 physics.py  compiled scene variants, the 25 x 2 ms MJX control step, the action map
 tasks.py    the six ids as data: scene variant, start/goal regions, state layout
 env.py      ArmEnv (reset, step, observation, success)
+xla_flags.py  the CPU code-generation flag batched MJX needs (set before jax's backend starts)
 
 Facts and their tests: docs/paper_fidelity.md ("Arm tasks"); design: docs/envs_manipulation.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from envs.manipulation import xla_flags
 
-from envs.base import EnvSpec
-from envs.manipulation.env import ArmEnv, ArmParams
-from envs.manipulation.tasks import TASKS
+xla_flags.ensure()  # before anything here can start jax's backend (see xla_flags.py)
+
+import dataclasses  # noqa: E402
+
+from envs.base import EnvSpec  # noqa: E402
+from envs.manipulation.env import ArmEnv, ArmParams  # noqa: E402
+from envs.manipulation.tasks import TASKS  # noqa: E402
 
 ENV_IDS = sorted(TASKS)
 
