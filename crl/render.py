@@ -518,6 +518,12 @@ def main(argv: list[str] | None = None) -> int:
     from crl.collect import CollectError, load_config, load_run
     from crl.config import ConfigError
 
+    try:  # the arm's XLA CPU flag must be set before jax starts its backend (envs/manipulation/xla_flags.py)
+        if str(load_config(args.run_dir).env.id).startswith("arm_"):
+            import envs.manipulation  # noqa: F401
+    except (CollectError, ConfigError, OSError, AttributeError):
+        pass  # reported below by load_run
+
     out = args.out or args.run_dir / "videos" / "rollout.mp4"
     if out.suffix.lower() != ".mp4":
         print(f"crl-render: --out {out}: write an .mp4 file", file=sys.stderr)
