@@ -131,6 +131,8 @@ def test_sizes_control_step_and_solver_are_the_papers(env_id):
     assert (opt.timestep, opt.iterations, opt.ls_iterations) == (0.002, 6, 12)
     assert opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST and opt.solver == mujoco.mjtSolver.mjSOL_NEWTON
     assert opt.impratio == (10.0 if "binpick" in env_id else 1.0)
+    # the mass matrix on MJX's JAX route: no LAPACK call beside the solver's (the CPU deadlock)
+    assert mujoco.mj_isSparse(env.model.mj)
     assert env.model.ctrl_size == (7 if env_id == "arm_reach" else 9)
     state = _resets(env_id)
     assert state.obs.shape == (RESETS, env.obs_size) and bool(jnp.all(jnp.isfinite(state.obs)))
