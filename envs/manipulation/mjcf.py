@@ -39,6 +39,10 @@ CONTROL_DT = TIMESTEP * FRAME_SKIP  # 0.05 s per env step
 SOLVER_ITERATIONS = 6
 LS_ITERATIONS = 12
 INTEGRATOR = "implicitfast"
+# The paper's "auto" is dense at this size; sparse is the same mass matrix factorised by
+# MJX's own LDL in JAX instead of LAPACK, which keeps two batched LAPACK Cholesky calls
+# from ever running at once on the CPU (the deadlock, docs/envs_manipulation.md).
+JACOBIAN = "sparse"
 
 CUBE_HALF = 0.03
 CUBE_START_Z = 0.07  # the cube's body pos in the XML: it drops 4 cm onto the table at reset
@@ -334,7 +338,7 @@ def panda_mjcf(spec: SceneSpec) -> str:
         '<mujoco model="panda">',
         '<compiler angle="radian" autolimits="true"/>',
         f'<option timestep="{TIMESTEP}" iterations="{SOLVER_ITERATIONS}" ls_iterations="{LS_ITERATIONS}" '
-        f'integrator="{INTEGRATOR}" impratio="{spec.impratio}"/>',
+        f'integrator="{INTEGRATOR}" impratio="{spec.impratio}" jacobian="{JACOBIAN}"/>',
         '<visual><global offwidth="1280" offheight="960"/><quality shadowsize="2048"/></visual>',
         "<asset>",
         '<texture name="grid" type="2d" builtin="checker" rgb1="0.62 0.6 0.56" rgb2="0.56 0.54 0.5" '

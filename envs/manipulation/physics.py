@@ -140,8 +140,9 @@ def sequential_step(sys: mjx.Model, data: mjx.Data) -> mjx.Data:
     with an optimisation barrier between the two: the same operations on the same values,
     but the integrator's Cholesky factorisation of M - dt * D can no longer be scheduled
     beside the Newton solver's (it needs only M and D, which exist before the solver
-    runs). So at most one batched LAPACK call runs at a time (docs/envs_manipulation.md,
-    "The CPU hang")."""
+    runs). With the mass matrix on MJX's sparse (JAX) route, at most one batched LAPACK
+    call then runs at a time: two at once deadlock jaxlib's CPU Cholesky on a 2-thread
+    pool (docs/envs_manipulation.md, "The CPU hang")."""
     data = mjx.forward(sys, data)
     data = jax.lax.optimization_barrier(data)
     return mjx.implicit(sys, data)

@@ -19,7 +19,13 @@ import mujoco
 import numpy as np
 
 from envs.manipulation.mjcf import FINGER_BOX_POS, FINGER_POS, HAND_POS
-from envs.manipulation.physics import ACTION_JOINTS, TARGET_HIGH, TARGET_LOW, ArmModel, joint_action
+from envs.manipulation.physics import (
+    ACTION_JOINTS,
+    TARGET_HIGH,
+    TARGET_LOW,
+    ArmModel,
+    joint_action,
+)
 
 # The pads' centre on link7's axis: hand offset + finger offset + the pad box's centre.
 PAD_CENTRE = np.array([0.0, 0.0, HAND_POS[2] + FINGER_POS[2] + FINGER_BOX_POS[2]])
