@@ -28,7 +28,7 @@ from envs import registry
 from envs.manipulation import ENV_IDS, make
 from envs.manipulation.mjcf import CONTROL_DT, CUBE_START_Z, bin_walls
 from envs.manipulation.physics import ARM_START, action_to_ctrl, contact_geom_pairs
-from envs.manipulation.scripted import hold_action, pad_centre, pose_action
+from envs.manipulation.scripted import hold_action, pose_action
 from envs.manipulation.tasks import TASKS
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
