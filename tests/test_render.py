@@ -110,23 +110,29 @@ def test_crl_render_errors_are_one_line(point_run, tmp_path, capsys, monkeypatch
     assert code == 2 and ".mp4" in err
 
 
-@pytest.mark.skipif(importlib.util.find_spec("envs.locomotion") is None, reason="envs.locomotion (Brax ant) is absent")
-def test_ant_frames_render_offscreen_with_osmesa(tmp_path):
+def render_offscreen(tmp_path, env_id: str, steps: int) -> np.ndarray:
+    """crl-render of an untrained `env_id` run with OSMesa: the MP4's frames, each checked
+    to be drawn (not blank) and to show the green goal marker."""
     import imageio.v3 as iio
 
     from envs.colors import GOAL_COLOR
 
-    run_dir = tmp_path / "ant"
-    make_run_dir(run_dir, "ant", episode_length=20)
-    out = tmp_path / "ant.mp4"
-    result = crl_render(run_dir, "--episodes", 1, "--steps", 3, "--width", 160, "--height", 120, "--out", out,
+    run_dir = tmp_path / env_id
+    make_run_dir(run_dir, env_id, episode_length=20)
+    out = tmp_path / f"{env_id}.mp4"
+    result = crl_render(run_dir, "--episodes", 1, "--steps", steps, "--width", 160, "--height", 120, "--out", out,
                         env={"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"})
     assert result.returncode == 0, result.stderr[-3000:]
     frames = iio.imread(out)
-    assert frames.shape == (4, 120, 160, 3)
+    assert frames.shape == (steps + 1, 120, 160, 3)
     for frame in frames:
         assert frame.std() > 10, "a blank frame"
-        assert colour_pixels(frame, GOAL_COLOR, 80) > 3, "the goal sphere is not visible"
+        assert colour_pixels(frame, GOAL_COLOR, 80) > 3, "the goal marker is not visible"
+    return frames
+
+
+def test_ant_frames_render_offscreen_with_osmesa(tmp_path):
+    render_offscreen(tmp_path, "ant", steps=3)
     assert (tmp_path / "ant.html").read_text().count("<html") >= 1  # Brax's viewer of the episode
 
 
@@ -147,22 +153,8 @@ def test_the_video_rollout_is_the_evaluation_rollout(point_run):
     assert roll.pose["q"].shape == (4, 21, 2) and np.all(roll.frames == 21)
 
 
-def test_arm_frames_show_the_arm_the_cube_the_bins_and_the_goal(tmp_path):
-    """arm_binpick_hard through its own painter (the MJCF's front camera): frames are drawn,
-    the goal marker is in them, and no Brax viewer is written (the MJX arm is no Brax system)."""
-    import imageio.v3 as iio
-
-    from envs.colors import GOAL_COLOR
-
-    run_dir = tmp_path / "arm"
-    make_run_dir(run_dir, "arm_binpick_hard", episode_length=20)
-    out = tmp_path / "arm.mp4"
-    result = crl_render(run_dir, "--episodes", 1, "--steps", 2, "--width", 160, "--height", 120, "--out", out,
-                        env={"MUJOCO_GL": "osmesa", "PYOPENGL_PLATFORM": "osmesa"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    frames = iio.imread(out)
-    assert frames.shape == (3, 120, 160, 3)
-    for frame in frames:
-        assert frame.std() > 10, "a blank frame"
-        assert colour_pixels(frame, GOAL_COLOR, 80) > 3, "the goal marker is not visible"
-    assert not (tmp_path / "arm.html").exists()
+def test_arm_frames_show_the_arm_and_the_goal(tmp_path):
+    """arm_binpick_hard through its own painter (the MJCF's front camera); no Brax viewer
+    is written (the MJX arm is no Brax system)."""
+    render_offscreen(tmp_path, "arm_binpick_hard", steps=2)
+    assert not (tmp_path / "arm_binpick_hard.html").exists()
