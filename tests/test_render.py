@@ -2,7 +2,6 @@
 locomotion envs exist, MuJoCo's offscreen renderer on CPU (OSMesa)."""
 
 import dataclasses
-import importlib.util
 import os
 import pathlib
 import subprocess
