@@ -20,10 +20,12 @@ from typing import Any
 
 
 def param(default: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False,
-          high_open: bool = False, choices: tuple | None = None, doc: str = ""):
-    """A dataclass field with its allowed values: [low, high] (open ends where asked) or `choices`."""
+          high_open: bool = False, choices: tuple | None = None, doc: str = "", key: str | None = None):
+    """A dataclass field with its allowed values: [low, high] (open ends where asked) or `choices`.
+    `key`: where a config sets it, when not env.params.<name> (e.g. env.episode_length)."""
     return dataclasses.field(default=default, metadata={
         "low": low, "high": high, "low_open": low_open, "high_open": high_open, "choices": choices, "doc": doc,
+        "key": key,
     })
 
 
@@ -42,7 +44,7 @@ def allowed(field: dataclasses.Field, kind: type) -> str:
 
 
 def _check(name: str, value: Any, field: dataclasses.Field, kind: type) -> Any:
-    key = f"env.params.{name}"
+    key = field.metadata.get("key") or f"env.params.{name}"
     rule = allowed(field, kind)
     ok_type = {
         bool: isinstance(value, bool),

@@ -34,7 +34,7 @@ class PointMazeParams:
     goal_noise: float = param(0.25, low=0.0, doc="uniform +- around the goal cell's centre")
     success_radius: float = param(0.5, low=0.0, low_open=True, doc="time at goal counts inside it")
     success_radius_easy: float = param(1.0, low=0.0, low_open=True, doc="the easy success metric's radius")
-    episode_length: int = param(100, low=2, doc="set from env.episode_length")
+    episode_length: int = param(100, low=2, key="env.episode_length", doc="steps per episode")
 
 
 class PointMaze(GoalEnv):
