@@ -8,8 +8,8 @@ the capacity is a multiple of the unroll length, so an insert never wraps.
 Each row stores the env's episode id; relabelling compares ids, so a goal can never come
 from another episode. For a sampled step t with K >= 1 later steps of its own episode in
 the buffer, the offset k in 1..K is drawn with P(k) proportional to gamma^k by inverting
-the truncated geometric CDF (O(1) given K); K is found from a window of the next
-`window` episode ids: work linear in the window, no window x window matrix.
+the truncated geometric CDF (O(1) given K); K, the steps left in the episode within the
+next `window` rows, is found by a binary search over episode ids (`steps_left`).
 """
 
 from __future__ import annotations
@@ -85,6 +85,29 @@ def truncated_geometric(key: jax.Array, discount: float, horizon: jax.Array) -> 
     return jnp.clip(k, 1, h).astype(jnp.int32) * (horizon > 0)
 
 
+def steps_left(ids: jax.Array, rows: jax.Array, envs: jax.Array, own: jax.Array, newest: jax.Array,
+               window: int) -> jax.Array:
+    """K: how many of the next `window` rows continue the episode of (row, env), stopping
+    at the first break (an episode boundary, the unwritten part, or the oldest data just
+    after the `newest` row).
+
+    Episode ids of an env only grow from the oldest row to the newest, so up to the newest
+    row "same id as row" is true for a prefix of the rows ahead and false after it; beyond
+    the newest row lie older episodes or unwritten rows (id -1), never the same one. K is
+    therefore found by a binary search over min(window, rows up to the newest): about
+    log2(window) gathers of one id per sample instead of a window-wide gather.
+    """
+    cap = ids.shape[0]
+    lo = jnp.zeros_like(rows)  # offset known to be in the episode (0: the row itself)
+    hi = jnp.minimum(window, (newest - rows) % cap)  # the largest offset it can reach
+    for _ in range(int(window).bit_length()):  # each halves hi - lo; window + 1 candidates
+        mid = (lo + hi + 1) // 2
+        same = ids[(rows + mid) % cap, envs] == own
+        lo = jnp.where(same, mid, lo)
+        hi = jnp.where(same, hi, mid - 1)
+    return lo.astype(jnp.int32)
+
+
 def sample(
     buffer: ReplayBuffer,
     key: jax.Array,
@@ -105,11 +128,7 @@ def sample(
     ids = buffer.episode_ids
     own = ids[rows, envs]
 
-    # K = how many of the next `window` rows continue this episode (stops at the first break:
-    # an episode boundary, the unwritten part, or the oldest data just after the newest row).
-    ahead = (rows[:, None] + 1 + jnp.arange(window)[None, :]) % cap
-    same = ids[ahead, envs[:, None]] == own[:, None]
-    horizon = jnp.sum(jnp.cumprod(same, axis=1), axis=1).astype(jnp.int32)
+    horizon = steps_left(ids, rows, envs, own, (buffer.insert_row - 1) % cap, window)
 
     # The last step of an episode has no future: use the step before it (same episode),
     # for which exactly one future step exists.
