@@ -58,6 +58,14 @@ def issue_config(depth: int = 4, extra: list[str] = ()):
     return from_dict(OmegaConf.to_container(dcfg, resolve=True))
 
 
+def machine_meta() -> dict:
+    """Where a measurement ran (without importing the code under test: trees differ)."""
+    import platform
+
+    return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+            "load_average_1min": os.getloadavg()[0], "python": sys.version.split()[0]}
+
+
 def epoch_rate(run_dir: pathlib.Path, epoch: int = 2) -> float:
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -68,7 +76,8 @@ def epoch_rate(run_dir: pathlib.Path, epoch: int = 2) -> float:
 def run_once(tree: pathlib.Path, depth: int, extra: list[str], timeout: float) -> dict:
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="crl_bench_cmd_")) / "run"
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-c", "from crl.hydra_main import main; main()", *overrides(depth, extra),
+    entry = "crl.hydra_main" if (tree / "crl" / "hydra_main.py").exists() else "crl.apps.train"
+    cmd = [sys.executable, "-c", f"from {entry} import main; main()", *overrides(depth, extra),
            "logging.progress_bar=false", "logging.tensorboard=false", f"hydra.run.dir={run_dir}"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -103,8 +112,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default="docs/benchmarks/train_command.json")
     parser.add_argument("extra", nargs="*", help="further key=value overrides for every run")
     args = parser.parse_args(argv)
-    from crl.bench import machine_info
-
     runs = []
     for depth in args.depths:
         for i in range(args.runs):
@@ -118,7 +125,7 @@ def main(argv=None) -> dict:
     for s in table:
         print(f"  {s['tree']:<30} {s['depth']:>5} {s['runs']:>4} {s['median']:>8.0f} {s['min']:>8.0f} "
               f"{s['max']:>8.0f} {s['load_min']:>5.2f}-{s['load_max']:<5.2f}")
-    result = {"meta": {**machine_info(), "command": "crl-train " + " ".join(overrides(args.depths[0]))},
+    result = {"meta": {**machine_meta(), "command": "crl-train " + " ".join(overrides(args.depths[0]))},
               "summary": table, "runs": runs}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ computation is unchanged), so every XLA op carries its phase in its metadata:
     sample            buffer.sample: index draws, episode-end search, gathers, relabelling
     update            Trainer.update: critic, actor and alpha losses, gradients, Adam
     training_step     the rest of a training step (key splits, the per-SGD-step metric means)
-    epoch             the rest of the epoch program (metric means, the finiteness check, copies)
+    epoch             ops outside those scopes: the epoch's metric means and finiteness check,
+                      loop bookkeeping, and ops whose metadata lost the scope
 
 Op time is the sum of the durations of the leaf thunks (control-flow thunks such as
 `while`/`conditional` are containers and not counted) over all threads; shares of it are
@@ -43,7 +44,7 @@ sys.path.append(str(REPO / "experiments"))
 
 import jax  # noqa: E402
 
-from bench_train_command import issue_config  # noqa: E402
+from bench_train_command import issue_config, machine_meta  # noqa: E402
 
 PHASES = ("collect/actor", "collect/env", "insert", "sample", "update", "training_step", "epoch")
 CONTROL_FLOW = ("while", "conditional", "call")
@@ -72,15 +73,29 @@ def instrument(trainer) -> None:
     trainer.training_step = scoped("training_step", trainer.training_step)
 
 
-def hlo_phases(hlo_text: str) -> dict[str, str]:
-    """HLO instruction name -> phase, from the op_name metadata of the compiled module."""
+def hlo_op_names(hlo_text: str) -> dict[str, str]:
+    """HLO instruction name -> its op_name metadata (the JAX call path), from the compiled module."""
     out = {}
     pattern = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=.*?op_name=\"([^\"]*)\"")
     for line in hlo_text.splitlines():
         m = pattern.match(line)
         if m:
-            out[m.group(1)] = phase_of(m.group(2))
+            out[m.group(1)] = m.group(2)
     return out
+
+
+def op_kind(op: str) -> str:
+    """A coarse class of an XLA CPU thunk, from its name."""
+    base = re.sub(r"\.\d+$", "", op)
+    if base.startswith(("ynn_fusion", "dot", "xnn_fusion", "custom-call")):
+        return "matmul"
+    if "reduce-window" in base or base.startswith(("pad_", "bitcast_slice")):
+        return "reduce-window/pad/slice"
+    if base.startswith("copy") or base.startswith("transpose"):
+        return "copy/transpose"
+    if "gather" in base or "scatter" in base or "dynamic" in base:
+        return "gather/scatter/dynamic-slice"
+    return "elementwise/reduce fusion"
 
 
 def phase_of(op_name: str) -> str:
@@ -117,7 +132,7 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
     t = cfg.train
     ts = trainer.prefill(trainer.init(jax.random.PRNGKey(0)))
     compiled = trainer.train_epoch.lower(trainer, ts).compile()  # jit of a method: self is static
-    phase_by_op = hlo_phases(compiled.as_text())
+    op_names = hlo_op_names(compiled.as_text())
     ts, m, ok = compiled(ts)  # warm-up epoch (epoch 1 of a run)
     jax.device_get((m, ok))
     trace_dir = tempfile.mkdtemp(prefix="crl_trace_")
@@ -131,16 +146,19 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
 
     per_phase = collections.Counter()
     per_op = collections.Counter()
+    per_kind = collections.Counter()
     per_line = collections.Counter()
+    counts = collections.Counter()
     unknown = collections.Counter()
     for line, op, _, dur in leaf_events(path):
-        phase = phase_by_op.get(op)
-        if phase is None:
+        if op not in op_names:
             unknown[op] += dur
-            phase = "epoch"
+        phase = phase_of(op_names.get(op, ""))
         per_phase[phase] += dur
         per_op[(phase, op)] += dur
+        per_kind[(phase, op_kind(op))] += dur
         per_line[line] += dur
+        counts[phase] += 1
     total = sum(per_phase.values())
     steps = t.training_steps_per_epoch
     rows = []
@@ -156,8 +174,11 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
         "epoch_wall_s": wall, "env_steps_per_s": steps * t.env_steps_per_training_step / wall,
         "op_s_total": total / 1e9, "op_s_busiest_thread": busiest, "host_gap_s": wall - busiest,
         "phases": rows,
-        "top_ops": [{"phase": ph, "op": op, "op_s_per_epoch": ns / 1e9, "share": ns / total}
-                    for (ph, op), ns in per_op.most_common(top)],
+        "thunks_per_epoch": dict(counts),
+        "kinds": [{"phase": ph, "kind": kind, "op_s_per_epoch": ns / 1e9, "share": ns / total}
+                  for (ph, kind), ns in per_kind.most_common()],
+        "top_ops": [{"phase": ph, "op": op, "op_s_per_epoch": ns / 1e9, "share": ns / total,
+                     "op_name": op_names.get(op, "")[-160:]} for (ph, op), ns in per_op.most_common(top)],
         "unmapped_op_s": sum(unknown.values()) / 1e9,
     }
     print(f"depth {depth}: traced epoch {wall:.2f} s wall = {result['env_steps_per_s']:.0f} env steps/s; "
@@ -165,14 +186,17 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
     print(f"  {'phase':<14} {'op s/epoch':>10} {'s/step':>8} {'share':>6}")
     for r in rows:
         print(f"  {r['phase']:<14} {r['op_s_per_epoch']:>10.3f} {r['op_s_per_training_step']:>8.3f} {r['share']:>6.1%}")
+    print("  op kinds (share of all op time):")
+    for r in result["kinds"]:
+        if r["share"] >= 0.002:
+            print(f"    {r['phase']:<14} {r['kind']:<30} {r['share']:>6.1%}")
     print("  top ops:")
     for r in result["top_ops"]:
-        print(f"    {r['phase']:<14} {r['op']:<40} {r['op_s_per_epoch']:>8.3f} s {r['share']:>6.1%}")
+        print(f"    {r['phase']:<14} {r['op']:<32} {r['op_s_per_epoch']:>8.3f} s {r['share']:>6.1%}  {r['op_name'][-70:]}")
     if out:
-        from crl.bench import machine_info
-
+        meta = {**machine_meta(), "jax_devices": [str(d) for d in jax.devices()], "jax": jax.__version__}
         pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(out).write_text(json.dumps({"meta": machine_info(), **result}, indent=2))
+        pathlib.Path(out).write_text(json.dumps({"meta": meta, **result}, indent=2))
         print(f"wrote {out}")
     return result
 
