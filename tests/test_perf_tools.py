@@ -37,15 +37,16 @@ def test_summary_takes_median_min_and_max_per_tree_and_depth():
 def test_gpu_check_dry_run_writes_one_json(tmp_path):
     out = tmp_path / "gpu_check.json"
     env = {**os.environ, "CRL_JAX_CACHE": os.environ.get("CRL_JAX_CACHE", str(REPO / ".jax_cache_gpu_check"))}
-    result = subprocess.run(["bash", str(REPO / "experiments" / "gpu_check.sh"), "--dry-run", "--out", str(out)],
-                            capture_output=True, text=True, timeout=900, env=env)
+    # One env keeps the test quick (each Brax env compiles its own programs); humanoid's run
+    # differs only in `env=humanoid`, whose composition test_experiments checks.
+    cmd = ["bash", str(REPO / "experiments" / "gpu_check.sh"), "--dry-run", "--envs", "ant", "--out", str(out)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert report["dry_run"] is True and report["jax"]["devices"]
     assert report["bench"]["status"] == "ok"
     assert [r["section"] for r in report["bench"]["rows"]] == ["ceiling", "update"]
-    assert [(r["env"], r["depth"], r["status"]) for r in report["e2e"]] == [
-        ("ant", 4, "ok"), ("humanoid", 4, "ok")]
+    assert [(r["env"], r["depth"], r["status"]) for r in report["e2e"]] == [("ant", 4, "ok")]
     for run in report["e2e"]:
         assert run["epochs_logged"] == 2 and run["env_steps_per_s_median"] > 0
         assert run["run_info"]["env_steps_per_epoch"] == 2 * 10
