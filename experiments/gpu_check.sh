@@ -7,15 +7,15 @@
 # Parts, each under its own time limit (the JSON records "ok", "timeout" or "failed" per part,
 # and whatever a timed-out part had measured):
 #   device   nvidia-smi's GPU name, memory and driver, and jax.devices()
-#   bench    crl-bench: matmul ceiling, update at depth 64 and 1024, batch 512      (limit 100 s)
+#   bench    crl-bench: matmul ceiling, update at depth 64 and 1024, batch 512      (limit 90 s)
 #   e2e      crl-train ant and humanoid at depth 4 and 64, 512 envs, the paper's batch 512,
-#            62-step unrolls and 1000-step episodes, for at most 70 s each: env steps/s of
-#            every logged epoch after the first (the first includes compilation)     (4 x 70 s)
-# Worst case on one H200: ~15 s start + 100 s + 4 x (70 s + 20 s to stop) = ~7.3 min; the
+#            62-step unrolls and 1000-step episodes, for at most 75 s each: env steps/s of
+#            every logged epoch after the first (the first includes compilation)     (4 x 75 s)
+# Worst case on one H200: ~15 s start + 90 s + 4 x (75 s + 15 s to stop) = ~7.75 min; the
 # e2e runs are cut by SIGTERM (crl-train then ends its epoch and exits), so every part ends
 # inside its budget whatever the GPU's speed.
 #
-# Options: --envs "ant humanoid"  --depths "4 64" (dry run: "4")  --e2e-seconds 70  --bench-seconds 100
+# Options: --envs "ant humanoid"  --depths "4 64" (dry run: "4")  --e2e-seconds 75  --bench-seconds 90
 # Environment: PYTHON (default python), CRL_JAX_CACHE (crl-train's compile cache).
 set -u
 
@@ -29,8 +29,8 @@ OUT=gpu_check.json
 DRY=0
 ENVS="ant humanoid"
 DEPTHS=""
-E2E_S=70
-BENCH_S=100
+E2E_S=75
+BENCH_S=90
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -49,6 +49,9 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/crl_gpu_check.XXXXXX")
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 START=$(date +%s)
+# The entry points' modules (crl/apps/ in later layouts of the package).
+TRAIN_MOD=crl.hydra_main; [ -f "$REPO/crl/hydra_main.py" ] || TRAIN_MOD=crl.apps.train
+BENCH_MOD=crl.bench; [ -f "$REPO/crl/bench.py" ] || BENCH_MOD=crl.apps.bench
 
 if [ "$DRY" = 1 ]; then
   # Tiny sizes on whatever device JAX finds: checks the pipeline, measures nothing.
@@ -71,11 +74,11 @@ fi
 # -- device ------------------------------------------------------------------------------
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$WORK/nvidia_smi.txt" 2>&1 \
   || echo "nvidia-smi not available" > "$WORK/nvidia_smi.txt"
-timeout 120 "$PY" -c "import jax, json; print(json.dumps({'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()], 'device_kind': jax.devices()[0].device_kind}))" \
+timeout 60 "$PY" -c "import jax, json; print(json.dumps({'backend': jax.default_backend(), 'devices': [str(d) for d in jax.devices()], 'device_kind': jax.devices()[0].device_kind}))" \
   > "$WORK/jax_devices.json" 2> "$WORK/jax_devices.err" || echo '{}' > "$WORK/jax_devices.json"
 
 # -- bench -------------------------------------------------------------------------------
-timeout -k 10 "$BENCH_S" "$PY" -c "from crl.bench import main; main()" --sections update \
+timeout -k 10 "$BENCH_S" "$PY" -c "from $BENCH_MOD import main; main()" --sections update \
   "${BENCH_ARGS[@]}" --out "$WORK/bench.json" > "$WORK/bench.log" 2>&1
 echo $? > "$WORK/bench.rc"
 
@@ -83,7 +86,7 @@ echo $? > "$WORK/bench.rc"
 for env in $ENVS; do
   for depth in $DEPTHS; do
     name="${env}_d${depth}"
-    timeout -s TERM -k 20 "$E2E_S" "$PY" -c "from crl.hydra_main import main; main()" \
+    timeout -s TERM -k 15 "$E2E_S" "$PY" -c "from $TRAIN_MOD import main; main()" \
       "env=$env" "network.depth=$depth" "${E2E_ARGS[@]}" \
       checkpoint.include_buffer=false checkpoint.every_epochs=1000 logging.save_params=false \
       logging.progress_bar=false logging.tensorboard=false "hydra.run.dir=$WORK/$name" \
