@@ -8,8 +8,8 @@ the capacity is a multiple of the unroll length, so an insert never wraps.
 Each row stores the env's episode id; relabelling compares ids, so a goal can never come
 from another episode. For a sampled step t with K >= 1 later steps of its own episode in
 the buffer, the offset k in 1..K is drawn with P(k) proportional to gamma^k by inverting
-the truncated geometric CDF (O(1) given K); K is found from a window of the next
-`window` episode ids: work linear in the window, no window x window matrix.
+the truncated geometric CDF (O(1) given K); K, the steps left in the episode within the
+next `window` rows, is found by a binary search over episode ids (`steps_left`).
 
 Two samplers (`train.sampling`):
 
@@ -98,6 +98,31 @@ def truncated_geometric(key: jax.Array, discount: float, horizon: jax.Array) -> 
     return jnp.clip(k, 1, h).astype(jnp.int32) * (horizon > 0)
 
 
+def steps_left(ids: jax.Array, rows: jax.Array, envs: jax.Array, own: jax.Array, newest: jax.Array,
+               window: int, limit: jax.Array | None = None) -> jax.Array:
+    """K: how many of the next `window` rows (at most `limit`, per sample) continue the
+    episode of (row, env), stopping at the first break (an episode boundary, the
+    unwritten part, or the oldest data just after the `newest` row).
+
+    Episode ids of an env only grow from the oldest row to the newest, so up to the newest
+    row "same id as row" is true for a prefix of the rows ahead and false after it; beyond
+    the newest row lie older episodes or unwritten rows (id -1), never the same one. K is
+    therefore found by a binary search over min(window, rows up to the newest): about
+    log2(window) gathers of one id per sample instead of a window-wide gather.
+    """
+    cap = ids.shape[0]
+    lo = jnp.zeros_like(rows)  # offset known to be in the episode (0: the row itself)
+    hi = jnp.minimum(window, (newest - rows) % cap)  # the largest offset it can reach
+    if limit is not None:
+        hi = jnp.minimum(hi, limit)
+    for _ in range(int(window).bit_length()):  # each halves hi - lo; window + 1 candidates
+        mid = (lo + hi + 1) // 2
+        same = ids[(rows + mid) % cap, envs] == own
+        lo = jnp.where(same, mid, lo)
+        hi = jnp.where(same, hi, mid - 1)
+    return lo.astype(jnp.int32)
+
+
 def sample(
     buffer: ReplayBuffer,
     key: jax.Array,
@@ -118,9 +143,7 @@ def sample(
     ids = buffer.episode_ids
     own = ids[rows, envs]
 
-    # K = how many of the next `window` rows continue this episode (stops at the first break:
-    # an episode boundary, the unwritten part, or the oldest data just after the newest row).
-    horizon = _steps_ahead(buffer, rows, envs, window)
+    horizon = steps_left(ids, rows, envs, own, (buffer.insert_row - 1) % cap, window)
 
     # The last step of an episode has no future: use the step before it (same episode),
     # for which exactly one future step exists.
@@ -131,17 +154,6 @@ def sample(
     horizon = jnp.where(use_prev, 1, horizon)
 
     return _relabelled(buffer, rows, envs, horizon, k_offset, discount, goal_indices)
-
-
-def _steps_ahead(buffer: ReplayBuffer, rows: jax.Array, envs: jax.Array, window: int, limit=None) -> jax.Array:
-    """How many of the next `window` rows (at most `limit`) continue each step's episode."""
-    ids = buffer.episode_ids
-    later = jnp.arange(window)[None, :]
-    ahead = (rows[:, None] + 1 + later) % buffer.capacity
-    same = ids[ahead, envs[:, None]] == ids[rows, envs][:, None]
-    if limit is not None:
-        same = same & (later < limit[:, None])
-    return jnp.sum(jnp.cumprod(same, axis=1), axis=1).astype(jnp.int32)
 
 
 def _relabelled(buffer: ReplayBuffer, rows, envs, horizon, key, discount: float, goal_indices) -> Batch:
@@ -207,5 +219,7 @@ def sample_windows(
     oldest = (buffer.insert_row - buffer.size) % buffer.capacity
     rows = (oldest + windows.starts[envs] + position) % buffer.capacity
     # K = how many of the window's later rows continue this episode.
-    horizon = _steps_ahead(buffer, rows, envs, per_env, limit=per_env - position)
+    ids = buffer.episode_ids
+    horizon = steps_left(ids, rows, envs, ids[rows, envs], (buffer.insert_row - 1) % buffer.capacity, per_env,
+                         limit=per_env - position)
     return _relabelled(buffer, rows, envs, horizon, key, discount, goal_indices)

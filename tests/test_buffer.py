@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from crl import buffer as replay
 
@@ -99,14 +100,14 @@ def test_offsets_in_sampled_batches_follow_the_distribution():
     assert chi2 < 40, chi2
 
 
-def test_sample_work_is_linear_in_the_window():
-    """No (window x window) intermediate: the largest array is a small multiple of batch x window
-    (gather indices carry a trailing axis of 2), far below window^2 = 1e6."""
+def test_sample_work_does_not_grow_with_the_window():
+    """No batch x window intermediate: the episode end is found by a binary search, so the
+    largest array is a small multiple of the batch (gather indices carry a trailing axis of 2)."""
     buf = replay.init(capacity=1200, num_envs=2, state_dim=3, action_size=1)
     window, batch = 1000, 8
     jaxpr = jax.make_jaxpr(lambda b, k: replay.sample(b, k, batch, 0.99, (0,), window))(buf, jax.random.PRNGKey(0))
     biggest = max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
-    assert biggest <= 4 * batch * window < window * window
+    assert biggest <= 4 * batch < window
 
 
 # -- the paper's window sampling --------------------------------------------------------------
@@ -164,7 +165,7 @@ def test_window_batches_are_without_replacement_and_starts_are_uniform():
     assert starts.min() == 0 and starts.max() == 149 and abs(starts.mean() - 74.5) < 3
 
 
-def test_window_sample_work_is_linear_in_the_window():
+def test_window_sample_work_does_not_grow_with_the_window():
     buf = replay.init(capacity=1200, num_envs=2, state_dim=3, action_size=1)
     window, batch = 1000, 8
     windows = replay.Windows(starts=jnp.zeros((2,), jnp.int32), picks=jnp.arange(batch, dtype=jnp.int32))
@@ -172,4 +173,57 @@ def test_window_sample_work_is_linear_in_the_window():
         buf, windows, jax.random.PRNGKey(0)
     )
     biggest = max(int(np.prod(v.aval.shape)) for eqn in jaxpr.eqns for v in eqn.outvars)
-    assert biggest <= 4 * batch * window < window * window
+    assert biggest <= 4 * batch < window  # a binary search, as the uniform sampler
+
+
+def window_scan_horizon(buf, rows, envs, window):
+    """The previous sampler's K: a window-wide gather and a cumulative product (the oracle)."""
+    ids = np.asarray(buf.episode_ids)
+    cap = ids.shape[0]
+    own = ids[rows, envs]
+    ahead = (rows[:, None] + 1 + np.arange(window)[None, :]) % cap
+    same = ids[ahead, envs[:, None]] == own[:, None]
+    return np.cumprod(same, axis=1).sum(axis=1)
+
+
+def random_fill(buf, unrolls, unroll_len, max_episode, seed):
+    """Episodes of random lengths 1..max_episode per env, ids counting up as in training."""
+    rng = np.random.default_rng(seed)
+    num_envs = buf.num_envs
+    ids = np.zeros(num_envs, np.int64)
+    left = rng.integers(1, max_episode + 1, num_envs)
+    t = 0
+    for _ in range(unrolls):
+        chunk = np.zeros((unroll_len, num_envs), np.int32)
+        for i in range(unroll_len):
+            chunk[i] = ids
+            left -= 1
+            ended = left == 0
+            ids = ids + ended
+            left = np.where(ended, rng.integers(1, max_episode + 1, num_envs), left)
+        times = (t + np.arange(unroll_len))[:, None] * np.ones((1, num_envs))
+        states = np.stack([times, chunk.astype(np.float64)], axis=-1)
+        buf = replay.insert(buf, jnp.asarray(states), jnp.zeros((unroll_len, num_envs, 1)), jnp.asarray(chunk))
+        t += unroll_len
+    return buf
+
+
+@pytest.mark.parametrize("unrolls, max_episode, window", [
+    (3, 30, 30),     # partly filled: the unwritten rows end the search
+    (9, 30, 30),     # exactly full
+    (23, 30, 30),    # wrapped many times; the newest row sits mid-buffer
+    (23, 45, 12),    # episodes longer than the window: K is capped at the window
+    (17, 2, 30),     # one- and two-step episodes (the use-the-step-before fallback)
+    (14, 50, 50),    # episodes near the validated limit (capacity > episode + unroll)
+])
+def test_binary_search_horizon_equals_the_window_scan(unrolls, max_episode, window):
+    """The binary search returns exactly the K of the window-wide scan it replaced, for every
+    row of every env, so sampling (same keys, same draws) is unchanged."""
+    buf = replay.init(capacity=90, num_envs=5, state_dim=2, action_size=1)
+    buf = random_fill(buf, unrolls, 6, max_episode, seed=unrolls + window)
+    written = int(buf.size)
+    rows, envs = (a.ravel() for a in np.meshgrid(np.arange(written), np.arange(5), indexing="ij"))
+    ids = buf.episode_ids
+    got = replay.steps_left(ids, jnp.asarray(rows), jnp.asarray(envs), ids[rows, envs],
+                            (buf.insert_row - 1) % buf.capacity, window)
+    np.testing.assert_array_equal(np.asarray(got), window_scan_horizon(buf, rows, envs, window))

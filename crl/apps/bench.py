@@ -307,11 +307,15 @@ def run(argv=None) -> dict:
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--sections", nargs="+",
                         default=["ceiling", "update", "collect", "buffer", "training", "memory"])
+    parser.add_argument("--depths", nargs="+", type=int, default=None,
+                        help="update depths (default: 4 16 64 1024 with --quick, else also 256)")
+    parser.add_argument("--batches", nargs="+", type=int, default=None,
+                        help="update batch sizes (default: 256 with --quick, else 256 512)")
     parser.add_argument("--out", default="docs/benchmarks/crl_bench.json")
     args = parser.parse_args(argv)
 
-    depths = [4, 16, 64, 1024] if args.quick else [4, 16, 64, 256, 1024]
-    batches = [256] if args.quick else [256, 512]
+    depths = args.depths or ([4, 16, 64, 1024] if args.quick else [4, 16, 64, 256, 1024])
+    batches = args.batches or ([256] if args.quick else [256, 512])
     repeats = 3 if args.quick else 10
     rows: list[dict] = []
     ceiling = matmul_ceiling(repeats=repeats)
