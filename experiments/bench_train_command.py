@@ -40,9 +40,24 @@ ISSUE_OVERRIDES = (
     "logging.save_params=false",
 )
 
+# conf/env/ant.yaml now selects the paper's schedule and data pipeline; the issue's command
+# (utd_ratio for 249 SGD steps, total_env_steps after the prefill) is our pipeline, so a tree
+# that has the options gets ours spelled out. The paper's pipeline does the same work with
+# `--paper-pipeline`: 249 SGD steps (64 x 999 // 256) and 5 phases per epoch when the total
+# counts the prefill (64,000 + 2 x 5 x 3,968 = 103,680).
+OUR_PIPELINE = ("train.sgd_schedule=ratio", "train.reset_mode=fresh", "train.prefill_policy=random",
+                "train.sampling=uniform", "train.update_order=critic_first")
+PAPER_PIPELINE = ("train.sgd_schedule=paper", "train.reset_mode=first", "train.prefill_policy=actor",
+                  "train.sampling=window", "train.update_order=actor_first", "train.total_env_steps=103680")
 
-def overrides(depth: int, extra: list[str] = ()) -> list[str]:
-    return [*ISSUE_OVERRIDES, f"network.depth={depth}", *extra]
+
+def has_pipeline_options(tree: pathlib.Path) -> bool:
+    return "sgd_schedule" in (tree / "crl" / "config.py").read_text()
+
+
+def overrides(depth: int, extra: list[str] = (), tree: pathlib.Path = REPO) -> list[str]:
+    pipeline = OUR_PIPELINE if has_pipeline_options(tree) else ()
+    return [*ISSUE_OVERRIDES, *pipeline, f"network.depth={depth}", *extra]
 
 
 def issue_config(depth: int = 4, extra: list[str] = ()):
@@ -51,6 +66,7 @@ def issue_config(depth: int = 4, extra: list[str] = ()):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    import crl.apps.train  # noqa: F401  registers the library's defaults with Hydra
     from crl.config import from_dict
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
@@ -77,7 +93,7 @@ def run_once(tree: pathlib.Path, depth: int, extra: list[str], timeout: float) -
     run_dir = pathlib.Path(tempfile.mkdtemp(prefix="crl_bench_cmd_")) / "run"
     env = {**os.environ, "PYTHONPATH": str(tree)}
     entry = "crl.hydra_main" if (tree / "crl" / "hydra_main.py").exists() else "crl.apps.train"
-    cmd = [sys.executable, "-c", f"from {entry} import main; main()", *overrides(depth, extra),
+    cmd = [sys.executable, "-c", f"from {entry} import main; main()", *overrides(depth, extra, tree),
            "logging.progress_bar=false", "logging.tensorboard=false", f"hydra.run.dir={run_dir}"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -110,8 +126,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", type=int, default=3, help="runs per tree and depth")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per crl-train run")
     parser.add_argument("--out", default="docs/benchmarks/train_command.json")
+    parser.add_argument("--paper-pipeline", action="store_true",
+                        help="the same work with the paper's schedule and data pipeline (issue 15 part 4)")
     parser.add_argument("extra", nargs="*", help="further key=value overrides for every run")
     args = parser.parse_args(argv)
+    if args.paper_pipeline:
+        args.extra = [*PAPER_PIPELINE, *args.extra]
     runs = []
     for depth in args.depths:
         for i in range(args.runs):

@@ -56,19 +56,21 @@ BENCH_MOD=crl.apps.bench
 if [ "$DRY" = 1 ]; then
   # Tiny sizes on whatever device JAX finds: checks the pipeline, measures nothing.
   BENCH_ARGS=(--quick --depths 4 --batches 16)
-  E2E_ARGS=(train.num_envs=2 train.batch_size=16 train.unroll_length=10 train.prefill_steps=10
+  # valid under the task configs' paper schedule and window sampling: 1 phase of 2 SGD steps
+  E2E_ARGS=(train.num_envs=2 train.batch_size=16 train.unroll_length=10 train.prefill_steps=20
             train.buffer_size=100 env.episode_length=20 train.utd_ratio=0.1 train.num_eval_envs=2
-            network.width=32 train.num_epochs=2 train.total_env_steps=40)
+            network.width=32 train.num_epochs=2 train.total_env_steps=80)
   E2E_S=600
   BENCH_S=600
   DEPTHS=${DEPTHS:-4}
 else
   DEPTHS=${DEPTHS:-4 64}
   BENCH_ARGS=(--depths 64 1024 --batches 512)
-  # 2 training steps (2 x 31,744 env steps, 2 x 794 SGD steps) per epoch; the time limit,
-  # not the epoch count, ends the run.
+  # The task configs' paper schedule and data pipeline: 2 update phases per epoch (2 x 31,744
+  # env steps, 2 x 800 SGD steps; the total counts the 512,000 prefill steps); the time
+  # limit, not the epoch count, ends the run.
   E2E_ARGS=(train.num_envs=512 train.batch_size=512 train.unroll_length=62 train.num_epochs=100
-            train.total_env_steps=6348800 train.num_eval_envs=128)
+            train.total_env_steps=6860800 train.num_eval_envs=128)
 fi
 
 # -- device ------------------------------------------------------------------------------

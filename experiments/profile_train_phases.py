@@ -160,7 +160,7 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
         per_line[line] += dur
         counts[phase] += 1
     total = sum(per_phase.values())
-    steps = t.training_steps_per_epoch
+    steps = cfg.training_steps_per_epoch
     rows = []
     for phase in PHASES:
         ns = per_phase.get(phase, 0)
@@ -169,7 +169,7 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
     busiest = max(per_line.values()) / 1e9 if per_line else 0.0
     result = {
         "depth": depth, "training_steps_per_epoch": steps,
-        "sgd_steps_per_training_step": t.sgd_steps_per_training_step,
+        "sgd_steps_per_training_step": cfg.sgd_steps_per_training_step,
         "env_steps_per_epoch": steps * t.env_steps_per_training_step,
         "epoch_wall_s": wall, "env_steps_per_s": steps * t.env_steps_per_training_step / wall,
         "op_s_total": total / 1e9, "op_s_busiest_thread": busiest, "host_gap_s": wall - busiest,

@@ -16,10 +16,11 @@ from bench_train_command import issue_config, summarise  # noqa: E402
 
 
 def test_benchmarked_command_is_the_paper_codes_ant_configuration():
-    t = issue_config(4).train
+    cfg = issue_config(4)
+    t = cfg.train
     assert (t.num_envs, t.unroll_length, t.env_steps_per_training_step) == (64, 62, 3968)
-    assert t.sgd_steps_per_training_step == 249 and t.batch_size == 256
-    assert t.training_steps_per_epoch == 5 and t.prefill_unrolls * t.unroll_length >= 1000
+    assert cfg.sgd_steps_per_training_step == 249 and t.batch_size == 256
+    assert cfg.training_steps_per_epoch == 5 and t.prefill_unrolls * t.unroll_length >= 1000
     cfg64 = issue_config(64)
     assert (cfg64.network.actor_depth, cfg64.network.critic_depth) == (64, 64)
     assert cfg64.env.episode_length == 1000 and cfg64.env.id == "ant"
@@ -49,3 +50,15 @@ def test_gpu_check_dry_run_writes_one_json(tmp_path):
     for run in report["e2e"]:
         assert run["epochs_logged"] == 2 and run["env_steps_per_s_median"] > 0
         assert run["run_info"]["env_steps_per_epoch"] == 2 * 10
+
+
+def test_the_paper_pipeline_variant_does_the_same_work():
+    """--paper-pipeline (issue 15 part 4): the paper's schedule gives the same 249 SGD steps
+    and 5 update phases per epoch on the same data sizes."""
+    from bench_train_command import PAPER_PIPELINE
+
+    cfg = issue_config(4, list(PAPER_PIPELINE))
+    t = cfg.train
+    assert (t.sgd_schedule, t.sampling, t.reset_mode, t.prefill_policy, t.update_order) == (
+        "paper", "window", "first", "actor", "actor_first")
+    assert (cfg.sgd_steps_per_training_step, cfg.training_steps_per_epoch, t.batch_size) == (249, 5, 256)
