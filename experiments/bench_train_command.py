@@ -97,7 +97,8 @@ def run_once(tree: pathlib.Path, depth: int, extra: list[str], timeout: float) -
            "logging.progress_bar=false", "logging.tensorboard=false", f"hydra.run.dir={run_dir}"]
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    # cwd outside every tree: `python -c` puts the cwd first on sys.path, ahead of PYTHONPATH
+    proc = subprocess.run(cmd, env=env, cwd=run_dir.parent, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{tree} depth {depth}: crl-train exited {proc.returncode}: {proc.stderr[-1500:]}")
