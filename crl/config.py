@@ -10,13 +10,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-import types
-import typing
 from typing import Any
 
 import jax
 
 from crl.buffer import SAMPLINGS
+from crl.config_tree import ConfigError, build, default_tree  # noqa: F401  ConfigError, default_tree: re-exported
 from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
 from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, MLPConfig
 from envs.wrappers import RESET_MODES
@@ -30,10 +29,6 @@ PREFILL_POLICIES = ("random", "actor")  # uniform random actions (ours) | the un
 UPDATE_ORDERS = ("critic_first", "actor_first")  # ours | the paper's: actor and alpha against the current critic
 
 WANDB_MODES = ("auto", "online", "offline")
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message is one line naming the key."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,82 +208,10 @@ class Config:
         }
 
 
-# -- building from a dict ----------------------------------------------------------------
-
-
-def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    """Check one leaf against its annotation; accept 1e6-style floats for integer keys."""
-    hint = annotation
-    allow_none = False
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        allow_none = len(args) < len(typing.get_args(hint))
-        hint = args[0]
-    if value is None:
-        if allow_none:
-            return None
-        raise ConfigError(f"{key}: None is not allowed; give a value of type {getattr(hint, '__name__', hint)}")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: {value!r} is not allowed; use true or false")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise ConfigError(f"{key}: {value!r} is not allowed; use an integer")
-        return int(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: {value!r} is not allowed; use a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: {value!r} is not allowed; use a string")
-        return value
-    if hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: {value!r} is not allowed; use a mapping of names to values")
-        return dict(value)
-    return value
-
-
-def _build(cls, data: dict, prefix: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: {data!r} is not allowed; use a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        key = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise ConfigError(f"{key}: unknown key; allowed keys here: {', '.join(fields)}")
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        if dataclasses.is_dataclass(hints[name]):
-            kwargs[name] = _build(hints[name], value, key)
-        else:
-            kwargs[name] = _coerce(key, value, hints[name])
-    return cls(**kwargs)
-
-
-def default_tree(cls=Config) -> dict:
-    """The defaults as written in the dataclasses, before any derivation (None stays None):
-    the one source the Hydra entry point registers as its config groups."""
-    tree = {}
-    for f in dataclasses.fields(cls):
-        if f.default is not dataclasses.MISSING:
-            tree[f.name] = f.default
-        elif dataclasses.is_dataclass(f.default_factory):
-            tree[f.name] = default_tree(f.default_factory)
-        else:
-            tree[f.name] = f.default_factory()
-    return tree
-
-
 def from_dict(data: dict) -> Config:
     """Nested dict (e.g. a resolved Hydra config) -> validated Config."""
     data = {k: v for k, v in data.items() if k != "hydra"}
-    cfg = _build(Config, data, "")
+    cfg = build(Config, data, "")
     validate(cfg)
     return cfg
 

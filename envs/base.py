@@ -111,19 +111,22 @@ class GoalEnv(abc.ABC):
     def success_radius(self) -> float:
         return self.spec.success_radius
 
-    # -- drawing (crl-render): each family draws itself, the renderer guesses nothing ----
+
+class Drawable(abc.ABC):
+    """An env that draws itself (crl-render): every family's env class mixes this in, so the
+    renderer asks nothing of an env but these methods."""
 
     dt: float | None = None  # seconds per control step, where the env has a physical clock
 
+    @abc.abstractmethod
     def pose(self, physics) -> dict:
         """What a frame needs from one env's physics, as a dict of arrays (jittable):
         e.g. {"q": generalised coordinates} or {"q": (x, y)} for the point."""
-        raise NotImplementedError(f"{self.env_id}: this env cannot be drawn (no pose())")
 
+    @abc.abstractmethod
     def painter(self, width: int, height: int, camera: str | None = None):
         """A host-side painter with `episode(pose, goal)` -> frames (uint8 H x W x 3), one
         per time step of `pose` (a dict of (T, ...) arrays as `pose()` returns), and `close()`."""
-        raise NotImplementedError(f"{self.env_id}: this env cannot be drawn (no painter())")
 
     def brax_system(self):
         """The Brax System for Brax's HTML viewer; None where the env is not a Brax pipeline."""

@@ -463,9 +463,9 @@ def test_each_training_id_has_a_config_with_the_paper_defaults(env_id):
                    "ant_u5_maze": 400, "humanoid_u_maze": 400, "humanoid_big_maze": 400}
     if env_id in paper_steps:
         assert train["total_env_steps"] == paper_steps[env_id] * 1_000_000
-    from crl.config import default_tree
+    from crl.config import Config, default_tree
 
-    assert set(train) <= set(default_tree()["train"])
+    assert set(train) <= set(default_tree(Config)["train"])
 
 
 def _trainer_available() -> bool:

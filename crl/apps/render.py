@@ -40,6 +40,7 @@ from crl.config import ConfigError
 from crl.evaluate import rollout as evaluation_rollout
 from crl.run import build_envs
 from crl.train import Trainer
+from envs.base import Drawable
 from envs.mujoco_draw import configure_gl
 
 
@@ -164,6 +165,8 @@ def render_rollouts(
         raise RenderError(f"--episodes: {episodes} is not allowed; use at least 1")
     if width < 16 or height < 16:
         raise RenderError(f"--width/--height: {width}x{height} is too small; use at least 16x16")
+    if not isinstance(env, Drawable):
+        raise RenderError(f"{env.env_id}: this env does not draw itself (envs.base.Drawable)")
     out = pathlib.Path(out)
     steps = int(steps or trainer.cfg.env.episode_length)
     roll = rollout(trainer, params["actor"], env, episodes, steps, seed)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from crl.apps import enable_compilation_cache
 from crl.apps.callbacks import app_callbacks
 from crl.checkpoint import CheckpointError
-from crl.config import ConfigError, default_tree, from_dict
+from crl.config import Config, ConfigError, default_tree, from_dict
 from crl.run import NonFiniteError, build_envs, run_training
 
 CONF_DIR = pathlib.Path(__file__).resolve().parents[2] / "conf"
@@ -32,7 +32,7 @@ def register_configs() -> None:
     """Hydra's base config is the library's dataclass defaults (`crl.config`), registered
     as the node `crl_defaults` that conf/config.yaml composes first: each default is written
     once, and conf/ holds only tasks, presets and launchers. Idempotent."""
-    ConfigStore.instance().store(name="crl_defaults", node=default_tree())
+    ConfigStore.instance().store(name="crl_defaults", node=default_tree(Config))
     # ${crl_or:a,b}: a unless it is null (run-dir names show derived depths and widths).
     if not OmegaConf.has_resolver("crl_or"):
         OmegaConf.register_new_resolver("crl_or", lambda value, fallback: fallback if value is None else value)

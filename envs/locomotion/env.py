@@ -8,15 +8,15 @@ import jax
 import jax.numpy as jnp
 from brax.io import mjcf
 
-from envs.base import EnvSpec, EnvState, GoalEnv
-from envs.locomotion import mjcf as locomotion_mjcf
+import envs.locomotion.mjcf as locomotion_mjcf
+from envs.base import Drawable, EnvSpec, EnvState, GoalEnv
 from envs.locomotion.robots import configure_backend
 from envs.locomotion.scene import Scene, TaskData
 from envs.maze_layouts import MazeLayout
 from envs.mujoco_draw import MujocoPainter
 
 
-class LocomotionEnv(GoalEnv):
+class LocomotionEnv(GoalEnv, Drawable):
     """A GoalEnv bound to one task: a shared `Scene` (physics) plus this task's `TaskData`."""
 
     def __init__(self, spec: EnvSpec, scene: Scene, task: TaskData, maze: MazeLayout | None):

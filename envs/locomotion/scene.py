@@ -34,8 +34,8 @@ from brax.positional import pipeline as positional_pipeline
 from brax.spring import pipeline as spring_pipeline
 from flax import struct
 
+import envs.locomotion.mjcf as locomotion_mjcf
 from envs.base import EnvState, goal_metrics
-from envs.locomotion import mjcf as locomotion_mjcf
 from envs.locomotion.robots import MAXIMAL, ROBOTS, Robot, configure_backend
 from envs.maze_layouts import MazeLayout, layout, layout_names
 

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
+from envs.base import Drawable, EnvSpec, EnvState, GoalEnv, goal_metrics
 from envs.manipulation.mjcf import CONTROL_DT, CUBE_START_Z
 from envs.manipulation.params import ArmParams
 from envs.manipulation.physics import (
@@ -48,7 +48,7 @@ class TaskData:
         return cls(f32(task.cube_centre), f32(task.cube_noise), f32(task.goal_centre), f32(task.goal_noise))
 
 
-class ArmEnv(GoalEnv):
+class ArmEnv(GoalEnv, Drawable):
     """EnvState.physics is an ArmPhysics (qpos, qvel, solver warm start, marker)."""
 
     def __init__(self, spec: EnvSpec, params: ArmParams, task: ArmTask, data: TaskData | None = None):

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from envs.base import EnvSpec, EnvState, GoalEnv, goal_metrics
+from envs.base import Drawable, EnvSpec, EnvState, GoalEnv, goal_metrics
 from envs.maze_layouts import MazeLayout
 from envs.params import param
 from envs.point_maze.draw import PointMazePainter
@@ -37,7 +37,7 @@ class PointMazeParams:
     episode_length: int = param(100, low=2, key="env.episode_length", doc="steps per episode")
 
 
-class PointMaze(GoalEnv):
+class PointMaze(GoalEnv, Drawable):
     def __init__(self, env_id: str, maze: MazeLayout, params: PointMazeParams):
         if params.speed >= params.cell_size - 2 * params.point_radius:
             raise ValueError(
