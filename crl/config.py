@@ -37,6 +37,7 @@ class EnvConfig:
     eval_id: str | None = None
     episode_length: int = 100
     params: dict = dataclasses.field(default_factory=dict)
+    eval_params: dict = dataclasses.field(default_factory=dict)  # the eval env's params that differ from `params`
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,12 +51,17 @@ def build_envs(cfg: Config):
     except (KeyError, ValueError, TypeError) as err:
         raise ConfigError(str(err.args[0] if err.args else err)) from None
     eval_env = env
-    if cfg.env.eval_id:
+    if cfg.env.eval_id or cfg.env.eval_params:
+        # the eval env: env.eval_id (else env.id) with env.params updated by env.eval_params
+        eval_params = {**cfg.env.params, **cfg.env.eval_params}
         try:
-            eval_env = envs.make(cfg.env.eval_id, episode_length=cfg.env.episode_length, **cfg.env.params)
+            eval_env = envs.make(cfg.env.eval_id or cfg.env.id, episode_length=cfg.env.episode_length, **eval_params)
         except (KeyError, ValueError, TypeError) as err:
             message = str(err.args[0] if err.args else err)
-            raise ConfigError(message.replace("env.id:", "env.eval_id:", 1)) from None
+            message = message.replace("env.id:", "env.eval_id:", 1)
+            for key in cfg.env.eval_params:  # a bad eval-only value names the key it came from
+                message = message.replace(f"env.params.{key}:", f"env.eval_params.{key}:", 1)
+            raise ConfigError(message) from None
     validate_with_env(cfg, env.spec)
     if eval_env is not env:
         if eval_env.state_dim != env.state_dim or eval_env.goal_indices != env.goal_indices:

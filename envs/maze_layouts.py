@@ -95,6 +95,25 @@ class MazeLayout:
         """Every cell that is not a wall (R, G and '.')."""
         return np.argwhere(~self.walls).astype(np.int32)
 
+    def cell_distances(self, cell=None) -> np.ndarray:
+        """Steps between 4-neighbour free cells from `cell` (default: the start) to every
+        cell: the distance along the corridors. -1 in walls and in unreachable cells."""
+        walls = self.walls
+        start = tuple(int(c) for c in (self.start_cell if cell is None else cell))
+        dist = np.full(walls.shape, -1, dtype=np.int32)
+        dist[start] = 0
+        frontier = [start]
+        while frontier:
+            nxt = []
+            for i, j in frontier:
+                for n in ((i + 1, j), (i - 1, j), (i, j + 1), (i, j - 1)):
+                    inside = 0 <= n[0] < walls.shape[0] and 0 <= n[1] < walls.shape[1]
+                    if inside and not walls[n] and dist[n] < 0:
+                        dist[n] = dist[i, j] + 1
+                        nxt.append(n)
+            frontier = nxt
+        return dist
+
     def wall_boxes(self, cell_size: float) -> list[tuple[float, float, float]]:
         """(x, y, half_size) of each wall cell's box in world coordinates."""
         return [(i * cell_size, j * cell_size, cell_size / 2) for i, j in np.argwhere(self.walls)]

@@ -57,7 +57,7 @@ EXPECTED = {
         },
         48,
     ),
-    "cpu_point_depth_sweep": ({"env": ["point_u_maze"], "network.depth": [0, 4, 8, 16], "seed": [0, 1]}, 8),
+    "cpu_depth_threshold": ({"network.depth": [32, 16, 8, 4], "seed": [0, 1, 2]}, 12),
 }
 
 # The paper's update schedule and data pipeline (train.sgd_schedule, reset_mode, prefill_policy,
@@ -149,17 +149,29 @@ def _validate(overrides):
     return from_dict(OmegaConf.to_container(cfg, resolve=True))
 
 
-def test_cpu_point_depth_sweep_every_job_composes_and_validates():
+def test_cpu_depth_threshold_every_job_composes_and_validates():
     from crl.run import build_envs
 
-    grid, runs = EXPECTED["cpu_point_depth_sweep"]
-    configs = [_validate(["+experiment=cpu_point_depth_sweep", *job]) for job in jobs(grid)]
+    grid, runs = EXPECTED["cpu_depth_threshold"]
+    configs = [_validate(["+experiment=cpu_depth_threshold", *job]) for job in jobs(grid)]
     assert len(configs) == runs
-    assert sorted({(c.network.actor_depth, c.network.critic_depth) for c in configs}) == [(0, 0), (4, 4), (8, 8), (16, 16)]
-    assert sorted({c.seed for c in configs}) == [0, 1]
-    assert {c.train.sgd_schedule for c in configs} == {"ratio"}  # the point mazes keep ours
+    assert sorted({(c.network.actor_depth, c.network.critic_depth) for c in configs}) == [(4, 4), (8, 8), (16, 16), (32, 32)]
+    assert sorted({c.seed for c in configs}) == [0, 1, 2]
+    for cfg in configs:
+        assert (cfg.env.id, cfg.env.eval_id) == ("point_u_maze", "point_u_maze_eval")  # scored on the far goals
+        assert (cfg.network.actor_width, cfg.network.critic_width) == (64, 64)
+        assert cfg.train.sgd_schedule == "ratio"  # the point mazes keep ours
+        # 256 envs x 50-step unrolls per phase, 83 SGD steps of batch 256 each: 13,280 over the run
+        assert (cfg.train.num_envs, cfg.sgd_steps_per_training_step, cfg.train.batch_size) == (256, 83, 256)
+        schedule = cfg.schedule()
+        assert schedule["training_steps"] * schedule["sgd_steps_per_training_step"] == 13_280
     for cfg in configs[:: len(grid["seed"])]:
         build_envs(cfg)  # the env exists and accepts its parameters (nothing compiles)
+    launcher = compose(["+experiment=cpu_depth_threshold"], hydra_config=True).hydra.launcher
+    assert launcher._target_.endswith("JoblibLauncher") and launcher.n_jobs == 2  # measured faster on 2 cores
+    for choice, target in (("basic", "BasicLauncher"), ("slurm_cpu", "SlurmLauncher")):  # the user's choice wins
+        chosen = compose(["+experiment=cpu_depth_threshold", f"hydra/launcher={choice}"], hydra_config=True)
+        assert chosen.hydra.launcher._target_.endswith(target), choice
 
 
 def one_axis_at_a_time(grid: dict) -> list[list[str]]:
@@ -176,7 +188,7 @@ def one_axis_at_a_time(grid: dict) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_point_depth_sweep"}))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold"}))
 def test_preset_jobs_compose_with_every_task(name):
     """Every task of a paper preset has its conf/env file, and every grid value composes
     and validates with each task."""

@@ -82,6 +82,38 @@ def test_goals_and_starts_lie_in_free_cells(env_id):
     assert {tuple(c) for c in start_cells} == {tuple(env.maze.start_cell)}
 
 
+def test_start_cells_free_starts_episodes_in_every_free_cell():
+    env = envs.make("point_u5_maze", start_cells="free")
+    states = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2000))
+    start_cells = {tuple(c) for c in np.floor(np.asarray(states.physics) + 0.5).astype(int)}
+    assert start_cells == {tuple(c) for c in env.maze.free_cells}  # every free cell, never a wall
+    assert not any(env.disc_overlaps_wall(xy) for xy in np.asarray(states.physics))
+    # the default draws exactly what it drew before the option existed: the same starts
+    default = jax.vmap(envs.make("point_u5_maze").reset)(jax.random.split(jax.random.PRNGKey(0), 8))
+    same = jax.vmap(envs.make("point_u5_maze", start_cells="start").reset)(jax.random.split(jax.random.PRNGKey(0), 8))
+    np.testing.assert_array_equal(default.physics, same.physics)
+    with pytest.raises(ValueError, match=r"^env.params.start_cells: 'any' is not allowed; use one of start, free$"):
+        envs.make("point_u5_maze", start_cells="any")
+
+
+def test_eval_params_override_the_training_params_for_the_eval_env_only():
+    from helpers import tiny_config
+
+    from crl.config import ConfigError, from_dict
+    from crl.run import build_envs
+
+    cfg = from_dict(tiny_config(env={"id": "point_u5_maze", "eval_id": "point_u5_maze_eval",
+                           "params": {"start_cells": "free", "speed": 0.2}, "eval_params": {"start_cells": "start"}}))
+    env, eval_env = build_envs(cfg)
+    assert (env.params.start_cells, eval_env.params.start_cells) == ("free", "start")
+    assert env.params.speed == eval_env.params.speed == 0.2  # the rest is shared
+    env, eval_env = build_envs(from_dict(tiny_config(env={"id": "point_u5_maze", "eval_params": {"start_cells": "free"}})))
+    assert (env.spec.env_id, eval_env.spec.env_id) == ("point_u5_maze", "point_u5_maze")
+    assert (env.params.start_cells, eval_env.params.start_cells) == ("start", "free")
+    with pytest.raises(ConfigError, match=r"^env.eval_params.start_cells: 'x' is not allowed; use one of start, free$"):
+        build_envs(from_dict(tiny_config(env={"id": "point_u5_maze", "eval_params": {"start_cells": "x"}})))
+
+
 def test_eval_layouts_keep_only_far_goals():
     assert {tuple(c) for c in layout("u_maze_eval").goal_cells} == {(3, 1), (3, 2), (3, 3)}
     train = {tuple(c) for c in layout("big_maze").goal_cells}

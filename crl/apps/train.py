@@ -124,7 +124,7 @@ def env_param_overrides(argv: list[str]) -> list[str]:
     """`env.params.NAME=V` adds or overrides a task parameter without Hydra's `+`: a task's
     config lists only the parameters it changes, and the env family checks every name and
     value itself (one line naming the key). Hydra's `++` means exactly add-or-override."""
-    return [f"++{a}" if a.startswith("env.params.") and "=" in a else a for a in argv]
+    return [f"++{a}" if a.startswith(("env.params.", "env.eval_params.")) and "=" in a else a for a in argv]
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ class PointMazeParams:
     cell_size: float = param(1.0, low=0.0, low_open=True, doc="side of a maze cell")
     speed: float = param(0.25, low=0.0, low_open=True, doc="distance per step at |action| = 1 (< cell_size - 2 point_radius)")
     point_radius: float = param(0.1, low=0.0, doc="radius of the point's disc")
+    start_cells: str = param("start", choices=("start", "free"), doc="start: the layout's R cell; free: any free cell, drawn per episode")
     start_noise: float = param(0.1, low=0.0, doc="uniform +- around the start cell's centre")
     goal_noise: float = param(0.25, low=0.0, doc="uniform +- around the goal cell's centre")
     success_radius: float = param(0.5, low=0.0, low_open=True, doc="time at goal counts inside it")
@@ -56,7 +57,8 @@ class PointMaze(GoalEnv, Drawable):
             success_radius_easy=params.success_radius_easy,
         )
         self._walls = jnp.asarray(maze.walls)
-        self._start = jnp.asarray(maze.start_cell, jnp.float32) * params.cell_size
+        starts = maze.start_cell[None] if params.start_cells == "start" else maze.free_cells
+        self._starts = jnp.asarray(starts, jnp.float32) * params.cell_size
         self._goals = jnp.asarray(maze.goal_cells, jnp.float32) * params.cell_size
 
     # -- geometry -------------------------------------------------------------------------
@@ -104,7 +106,11 @@ class PointMaze(GoalEnv, Drawable):
     def reset(self, key: jax.Array) -> EnvState:
         p = self.params
         k_start, k_cell, k_goal = jax.random.split(key, 3)
-        start = self._start + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
+        start = self._starts[0]
+        if self._starts.shape[0] > 1:  # start_cells=free (R alone draws no extra numbers)
+            k_start, k_start_cell = jax.random.split(k_start)
+            start = self._starts[jax.random.randint(k_start_cell, (), 0, self._starts.shape[0])]
+        start = start + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
         idx = jax.random.randint(k_cell, (), 0, self._goals.shape[0])
         goal = self._goals[idx] + jax.random.uniform(k_goal, (2,), minval=-p.goal_noise, maxval=p.goal_noise)
         metrics = self._metrics(start, goal)
