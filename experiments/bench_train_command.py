@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     for s in table:
         print(f"  {s['tree']:<30} {s['depth']:>5} {s['runs']:>4} {s['median']:>8.0f} {s['min']:>8.0f} "
               f"{s['max']:>8.0f} {s['load_min']:>5.2f}-{s['load_max']:<5.2f}")
-    result = {"meta": {**machine_meta(), "command": "crl-train " + " ".join(overrides(args.depths[0]))},
+    result = {"meta": {**machine_meta(), "command": "crl-train " + " ".join(overrides(args.depths[0], args.extra))},
               "summary": table, "runs": runs}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
