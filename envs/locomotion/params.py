@@ -20,55 +20,35 @@ the paper's code that a user may want off:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+
+from envs.params import build, param
 
 BACKENDS = ("spring", "generalized", "positional", "mjx")
 
 
 @dataclasses.dataclass(frozen=True)
-class Param:
-    name: str
-    default: Any
-    allowed: str  # how the error message describes the allowed values
-    check: Callable[[Any], bool]
-    applies: Callable[[str, str], bool]  # (robot, task kind) -> whether the id has it
-    key: str = ""  # where a config sets it; default env.params.<name>
+class LocomotionParams:
+    """`env.params.*` of the locomotion ids (checked by envs.params.build); `APPLIES` says
+    which ids have which."""
 
-    @property
-    def config_key(self) -> str:
-        return self.key or f"env.params.{self.name}"
-
-
-def _positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def _non_negative(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-
-
-def _bool(v) -> bool:
-    return isinstance(v, bool)
-
-
-def _every(robot: str, kind: str) -> bool:
-    return True
-
-
-PARAMS: dict[str, Param] = {p.name: p for p in (
-    Param("backend", "spring", f"one of {', '.join(BACKENDS)}", lambda v: v in BACKENDS, _every),
+    backend: str = param("spring", choices=BACKENDS, doc="Brax physics pipeline")
     # The spec's truncation length; truncation itself is envs.wrappers.TrainingEnv's job.
-    Param("episode_length", 1000, "an integer >= 1", _positive_int, _every, key="env.episode_length"),
-    # Goals uniform within +- goal_jitter x cell of a goal cell's centre (0: the centre).
-    Param("goal_jitter", 0.0, "a number >= 0", _non_negative, lambda r, k: k in ("maze", "push")),
-    Param("goal_in_state", True, "true or false", _bool, lambda r, k: r == "humanoid"),
-    Param("xml_timestep", True, "true or false", _bool, lambda r, k: r == "humanoid" and k == "open"),
-)}
+    episode_length: int = param(1000, low=1, key="env.episode_length", doc="steps per episode")
+    goal_jitter: float = param(0.0, low=0, doc="goals uniform within +- goal_jitter x cell of a goal cell's centre")
+    goal_in_state: bool = param(True, doc="the humanoid's goal is a body of its model, inside the state")
+    xml_timestep: bool = param(True, doc="the open humanoid's 0.03 s control step (false: 0.015 s)")
+
+
+# (robot, task kind) -> whether an id has the parameter; a parameter not listed: every id
+APPLIES = {
+    "goal_jitter": lambda robot, kind: kind in ("maze", "push"),
+    "goal_in_state": lambda robot, kind: robot == "humanoid",
+    "xml_timestep": lambda robot, kind: robot == "humanoid" and kind == "open",
+}
 
 
 def names_for(robot: str, kind: str) -> list[str]:
-    return [p.name for p in PARAMS.values() if p.applies(robot, kind)]
+    return [f.name for f in dataclasses.fields(LocomotionParams) if APPLIES.get(f.name, lambda r, k: True)(robot, kind)]
 
 
 def resolve(env_id: str, robot: str, kind: str, kwargs: dict) -> dict:
@@ -76,14 +56,6 @@ def resolve(env_id: str, robot: str, kind: str, kwargs: dict) -> dict:
     allowed = names_for(robot, kind)
     for key in kwargs:
         if key not in allowed:
-            raise KeyError(
-                f"env.params.{key}: not a parameter of {env_id}; allowed: {', '.join(allowed)}"
-            )
-    values = {}
-    for name in allowed:
-        p = PARAMS[name]
-        value = kwargs.get(name, p.default)
-        if not p.check(value):
-            raise ValueError(f"{p.config_key}: {value!r} is not allowed; use {p.allowed}")
-        values[name] = value
-    return values
+            raise KeyError(f"env.params.{key}: not a parameter of {env_id}; allowed: {', '.join(allowed)}")
+    values = build(LocomotionParams, env_id, kwargs)
+    return {name: getattr(values, name) for name in allowed}

@@ -107,7 +107,7 @@ class PointMaze(GoalEnv, Drawable):
         p = self.params
         k_start, k_cell, k_goal = jax.random.split(key, 3)
         start = self._starts[0]
-        if self._starts.shape[0] > 1:  # start_cells=free (R alone draws no extra numbers)
+        if p.start_cells == "free":  # ("start" draws no extra numbers: the same starts as before)
             k_start, k_start_cell = jax.random.split(k_start)
             start = self._starts[jax.random.randint(k_start_cell, (), 0, self._starts.shape[0])]
         start = start + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
