@@ -23,7 +23,6 @@ from typing import Sequence
 
 import jax
 import numpy as np
-from flax import serialization
 
 import envs
 from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for callers of run_training
@@ -38,6 +37,7 @@ from crl.checkpoint import Checkpointer
 from crl.config import Config, ConfigError, validate_with_env
 from crl.loop import Callback, train_loop
 from crl.networks import param_count
+from crl.params_file import read_params
 from crl.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,8 @@ def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, check
 
 
 def load_params(run_dir: str | pathlib.Path, trainer: Trainer) -> dict:
-    """Read params.msgpack back into the trainer's parameter structure."""
+    """Read params.msgpack back into the trainer's parameter structure. A file that cannot
+    be read, or holds another network's parameters (depth, width), raises
+    `crl.params_file.ParamsError`: one line naming the file (and the differing shapes)."""
     template = jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0))
-    zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), template)
-    data = (pathlib.Path(run_dir) / "params.msgpack").read_bytes()
-    return serialization.from_bytes(zeros, data)
+    return read_params(pathlib.Path(run_dir) / "params.msgpack", template)

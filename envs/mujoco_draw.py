@@ -2,14 +2,18 @@
 
 The GL backend is MuJoCo's MUJOCO_GL: when unset, `egl` on a machine with an NVIDIA GPU
 and `osmesa` (Debian's libosmesa6) otherwise; `configure_gl` must run before MuJoCo is
-first imported (the painter calls it).
+first imported (the painter calls it). Without a working backend the painter raises
+`GLBackendError`, one line naming the backend, what is missing and what to install.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -18,6 +22,61 @@ from envs.colors import GOAL_COLOR
 
 def _has_nvidia_gpu() -> bool:
     return os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia/version")
+
+
+class GLBackendError(RuntimeError):
+    """No OpenGL context for MuJoCo's offscreen renderer (a missing library, no GPU, no display)."""
+
+
+# Parts of a traceback that are MuJoCo's GL backend choice or PyOpenGL loading a library.
+_GL_SOURCES = ("/OpenGL/", "/mujoco/osmesa/", "/mujoco/egl/", "/mujoco/glfw/", "/mujoco/rendering/classic/gl_context.py")
+
+
+def library_found(name: str) -> bool:
+    """Whether lib<name> can be loaded, looked up as PyOpenGL does (lib<name>.so[.N])."""
+    if ctypes.util.find_library(name) is not None:
+        return True
+    for filename in [f"lib{name}.so", *(f"lib{name}.so.{i}" for i in range(10))]:
+        try:
+            ctypes.CDLL(filename)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def no_gl_backend(err: BaseException | None = None) -> GLBackendError:
+    """The one-line error for a failed GL context: the backend (MUJOCO_GL), why (a library
+    not found, else `err`'s first line) and what to install."""
+    backend = os.environ.get("MUJOCO_GL", "").strip().lower() or "glfw"
+    library = {"osmesa": "OSMesa", "egl": "EGL"}.get(backend)
+    if library and not library_found(library):
+        cause = f"lib{library} not found"
+    elif backend == "glfw" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        cause = "no display"
+    elif err is not None:
+        text = " ".join(str(err).split()).removesuffix(".")
+        cause = f"{err.__class__.__name__}: {text}" if text else err.__class__.__name__
+    else:
+        cause = "no context"
+    return GLBackendError(
+        f"no OpenGL backend for offscreen rendering (MUJOCO_GL={backend}: {cause}); install Debian's libosmesa6 "
+        "and set MUJOCO_GL=osmesa, or use EGL on a GPU machine (MUJOCO_GL=egl)"
+    )
+
+
+def as_gl_error(err: BaseException) -> GLBackendError | None:
+    """`err` as a GLBackendError when it was raised while MuJoCo chose or created its GL
+    context (e.g. `import mujoco` with MUJOCO_GL=osmesa and no libOSMesa fails inside
+    PyOpenGL, wherever MuJoCo is first imported); None for any other error."""
+    if isinstance(err, GLBackendError):
+        return err
+    tb = err.__traceback__
+    while tb is not None:
+        if any(part in tb.tb_frame.f_code.co_filename.replace(os.sep, "/") for part in _GL_SOURCES):
+            return no_gl_backend(err)
+        tb = tb.tb_next
+    return None
 
 
 def configure_gl() -> str:
@@ -48,15 +107,26 @@ class MujocoPainter:
                  follow: bool = False):
         """`model`: the MjModel to draw; `follow`: a walking robot, the camera keeps its
         torso (body 1) and the goal in view."""
-        configure_gl()
-        import mujoco  # lazy: after configure_gl, which MuJoCo reads at import
-
+        try:
+            configure_gl()
+            import mujoco  # lazy: after configure_gl, which MuJoCo reads at import
+        except Exception as err:
+            gl_error = as_gl_error(err)
+            if gl_error is None:
+                raise
+            raise gl_error from None
         self.mujoco = mujoco
         self.model = model
         self.model.vis.global_.offwidth = max(int(self.model.vis.global_.offwidth), width)
         self.model.vis.global_.offheight = max(int(self.model.vis.global_.offheight), height)
         self.data = mujoco.MjData(self.model)
-        self.renderer = mujoco.Renderer(self.model, height=height, width=width)
+        try:
+            with warnings.catch_warnings():  # GLFW warns before it fails without a display
+                warnings.filterwarnings("ignore", module="glfw")
+                self.renderer = mujoco.Renderer(self.model, height=height, width=width)
+        except (mujoco.FatalError, ImportError, RuntimeError, AttributeError, OSError) as err:
+            # The GL context: MuJoCo's GLContext of MUJOCO_GL, then mjr_makeContext on it.
+            raise no_gl_backend(err) from None
         self.goal_radius = max(float(goal_radius), 0.03)
         self.goal_height = 0.25 * self.goal_radius
         self.follow = False

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from crl.apps.render import render_run_video
 from crl.config import Config
 from crl.loop import Callback, Progress
+from envs.mujoco_draw import as_gl_error
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,14 @@ class ProgressBar(Callback):
 
 class Videos(Callback):
     """videos/epoch_NNNNNN.mp4 every `every_epochs` epochs (0: never) and videos/final.mp4
-    when the run finishes. A failed video is logged and never costs the run."""
+    when the run finishes. A failed video is logged and never costs the run; without an
+    OpenGL backend (MuJoCo tasks) that is logged once, in one line, and no video is tried again."""
 
     def __init__(self, cfg: Config, run_dir: pathlib.Path):
         self.cfg = cfg
         self.run_dir = pathlib.Path(run_dir)
         self.trainer = None
+        self.no_gl: str | None = None  # why videos are off: no GL backend
 
     def on_start(self, trainer, start_epoch: int, num_epochs: int) -> None:
         self.trainer = trainer
@@ -72,6 +75,8 @@ class Videos(Callback):
             self._write(state, "final.mp4")
 
     def _write(self, state, name: str) -> None:
+        if self.no_gl is not None:
+            return
         v = self.cfg.video
         try:
             info = render_run_video(
@@ -80,7 +85,12 @@ class Videos(Callback):
             )
             log.info("video: %s (%d frames)", info["video"], info["frames"])
         except Exception as err:  # a video must never cost the run
-            log.warning("video %s failed: %s: %s", name, err.__class__.__name__, err)
+            gl_error = as_gl_error(err)
+            if gl_error is not None:
+                self.no_gl = str(gl_error)
+                log.warning("videos off for this run: %s", gl_error)
+            else:
+                log.warning("video %s failed: %s: %s", name, err.__class__.__name__, err)
 
 
 class WandbLogger(Callback):

@@ -27,9 +27,9 @@ import jax
 import numpy as np
 import pandas as pd
 import yaml
-from flax import serialization
 
 from crl.config import NetworkConfig, from_dict
+from crl.params_file import read_params
 from crl.run import build_envs, load_params
 from crl.train import Trainer
 
@@ -251,6 +251,8 @@ def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None
     `crl.run.load_params` returns ({"actor", "critic", "log_alpha"}).
 
     `params_path` reads another params file of the same run (default: run_dir/params.msgpack).
+    A params file that is damaged or of another network raises `crl.params_file.ParamsError`
+    (a ValueError; one line naming the file).
     """
     run_dir = pathlib.Path(run_dir)
     cfg = load_config(run_dir)
@@ -262,9 +264,7 @@ def load_run(run_dir: str | pathlib.Path, params_path: str | pathlib.Path | None
     if path.name == "params.msgpack":
         return cfg, trainer, load_params(path.parent, trainer)
     # Only the structure is needed as a template: eval_shape builds it without computing.
-    target = jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0))
-    target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), target)
-    return cfg, trainer, serialization.from_bytes(target, path.read_bytes())
+    return cfg, trainer, read_params(path, jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0)))
 
 
 # -- the console script -----------------------------------------------------------------

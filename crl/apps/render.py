@@ -12,12 +12,14 @@ episode early), episodes one after another, written as an H.264 MP4 (imageio-ffm
 * Brax / MJX tasks use MuJoCo's offscreen renderer on the env's MuJoCo model, with the
   goal added to the scene as a translucent green sphere of the success radius. The GL
   backend is MuJoCo's MUJOCO_GL: when unset, `egl` on a machine with an NVIDIA GPU and
-  `osmesa` (Debian's libosmesa6) otherwise. Brax tasks also get Brax's HTML viewer of
-  the first episode next to the MP4 (`<out>.html`).
+  `osmesa` (Debian's libosmesa6) otherwise; without a working backend crl-render says
+  which library is missing in one line. Brax tasks also get Brax's HTML viewer of the
+  first episode next to the MP4 (`<out>.html`).
 
 Parameters come from the run's params.msgpack, or `--params FILE`, or a training
 checkpoint: `--checkpoint latest` or `--checkpoint N` (<run dir>/checkpoints/epoch_N;
-runs keep the newest `checkpoint.keep` of them).
+runs keep the newest `checkpoint.keep` of them). A damaged params file, or one of another
+network (depth, width), is refused in one line naming the file (and the shapes).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from crl.evaluate import rollout as evaluation_rollout
 from crl.run import build_envs
 from crl.train import Trainer
 from envs.base import Drawable
-from envs.mujoco_draw import configure_gl
+from envs.mujoco_draw import GLBackendError, as_gl_error, configure_gl
 
 
 class RenderError(RuntimeError):
@@ -169,15 +171,15 @@ def render_rollouts(
         raise RenderError(f"{env.env_id}: this env does not draw itself (envs.base.Drawable)")
     out = pathlib.Path(out)
     steps = int(steps or trainer.cfg.env.episode_length)
-    roll = rollout(trainer, params["actor"], env, episodes, steps, seed)
-    painter = env.painter(width, height, camera)
-
-    def all_frames():
-        for e in range(episodes):
-            n = int(roll.frames[e])
-            yield from painter.episode({k: v[e, :n] for k, v in roll.pose.items()}, roll.goal[e])
-
+    painter = env.painter(width, height, camera)  # first: no GL backend fails before the rollout compiles
     try:
+        roll = rollout(trainer, params["actor"], env, episodes, steps, seed)
+
+        def all_frames():
+            for e in range(episodes):
+                n = int(roll.frames[e])
+                yield from painter.episode({k: v[e, :n] for k, v in roll.pose.items()}, roll.goal[e])
+
         count = write_video(all_frames(), out, fps or _default_fps(env))
     finally:
         painter.close()
@@ -296,8 +298,17 @@ def main(argv: list[str] | None = None) -> int:
             steps=args.steps, width=args.width, height=args.height, fps=args.fps, seed=args.seed,
             camera=args.camera, html=not args.no_html,
         )
-    except (RenderError, CollectError, ConfigError, ValueError) as err:
+    except (RenderError, CollectError, ConfigError, ValueError, GLBackendError) as err:
+        # ValueError includes crl.params_file.ParamsError (a damaged or another network's file)
         print(f"crl-render: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        # MUJOCO_GL naming a backend whose library is absent breaks MuJoCo's import, wherever
+        # it first happens (Brax imports MuJoCo while the env is built).
+        gl_error = as_gl_error(err)
+        if gl_error is None:
+            raise
+        print(f"crl-render: {gl_error}", file=sys.stderr)
         return 2
     extra = f" and {result['html']}" if "html" in result else ""
     print(
