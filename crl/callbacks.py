@@ -19,10 +19,14 @@ from flax import serialization
 
 from crl.checkpoint import Checkpointer
 from crl.logger import MetricsLogger
-from crl.loop import Callback, Progress
+from crl.loop import Callback, Pause, Progress
 
 log = logging.getLogger(__name__)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+# A scheduler's stop signals and Ctrl-C: each stops the run at the next safe point (after
+# the running update phase) with a checkpoint.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+EPOCH_LOG = logging.getLogger("crl.epochs")  # train.log only (crl.run attaches it), not the console
+EPOCH_LOG.propagate = False
 
 
 class NonFiniteError(RuntimeError):
@@ -62,23 +66,44 @@ class NonFiniteGuard(Callback):
 
 
 class Checkpointing(Callback):
-    """Saves every `every_epochs` epochs, at the end, and when a stop was requested."""
+    """Saves every `every_epochs` epochs, at the end, and when a stop was requested (also
+    inside an epoch: then with the update phases done so far and their metrics)."""
 
     def __init__(self, checkpointer: Checkpointer, every_epochs: int, start_epoch: int):
         self.checkpointer = checkpointer
         self.every_epochs = every_epochs
-        self.last_saved = start_epoch
+        self.last_saved: pathlib.Path | None = None
 
     def on_epoch(self, progress: Progress) -> None:
         if progress.epoch % self.every_epochs == 0 or progress.done or progress.stop_requested:
-            self.checkpointer.save(progress.state, progress.epoch, progress.metrics["env_steps"])
-            self.last_saved = progress.epoch
+            self.last_saved = self.checkpointer.save(progress.state, progress.epoch, progress.metrics["env_steps"])
+            EPOCH_LOG.info("checkpoint %s saved", self.last_saved.name)
+
+    def on_pause(self, pause: Pause) -> None:
+        self.last_saved = self.checkpointer.save(
+            pause.state, pause.epoch, int(pause.state.env_steps), pause.phase, pause.phase_metrics
+        )
+        EPOCH_LOG.info("checkpoint %s saved", self.last_saved.name)
+
+
+class EpochLog(Callback):
+    """One line per epoch in the run's log (train.log): epoch, env steps, time at goal, speed."""
+
+    def on_epoch(self, progress: Progress) -> None:
+        row = progress.metrics
+        EPOCH_LOG.info(
+            "epoch %d/%d: env steps %d, time_at_goal %.2f, success_any %.3f, critic_loss %.4f, %.0f env steps/s",
+            progress.epoch, progress.num_epochs, row["env_steps"], row.get("eval/time_at_goal", float("nan")),
+            row.get("eval/success_any", float("nan")), row.get("train/critic_loss", float("nan")),
+            row.get("train/env_steps_per_second", float("nan")),
+        )
 
 
 class StopOnSignal(Callback):
-    """A scheduler's stop signal (SIGTERM, SIGUSR1, SIGUSR2) ends the run after the running
-    epoch, once it is checkpointed; then `forward()` lets the signal do what it would have
-    done (exit, or submitit's requeue). A second signal stops at once."""
+    """Ctrl-C (SIGINT) or a scheduler's stop signal (SIGTERM, SIGUSR1, SIGUSR2) ends the run
+    after the running update phase, once it is checkpointed; then, for a scheduler's signal,
+    `forward()` lets the signal do what it would have done (exit, or submitit's requeue).
+    A second signal stops at once; the previous checkpoint stands."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -99,11 +124,10 @@ class StopOnSignal(Callback):
             os.kill(os.getpid(), signum)
             return
         self.signum = signum
-        log.warning("received signal %d: checkpointing at the end of this epoch", signum)
-
-    def on_end(self, state, progress: Progress | None) -> None:
-        if self.signum is not None and progress is not None and not progress.done:
-            log.warning("stopping after epoch %d on signal %d (checkpoint saved)", progress.epoch, self.signum)
+        log.warning(
+            "received %s: stopping after the running update phase with a checkpoint (again to stop at once)",
+            signal.Signals(signum).name,
+        )
 
     def _restore(self):
         for sig, handler in self._previous.items():

@@ -6,11 +6,16 @@ Layout of `<run dir>/checkpoints/`:
         state/               orbax StandardCheckpointer output of the TrainState
         manifest.json        epoch, env steps, whether the buffer is included, and the
                              size and SHA-256 of every file under state/
+    epoch_000004_phase_000003/  a stop request inside epoch 5, after 3 of its update
+                             phases: the manifest also holds those phases' metrics
     .partial_epoch_000005/   a save in progress (or one killed mid-write): ignored, removed
+    .old_epoch_000003/       a rotated-out checkpoint being deleted: ignored, removed
 
 A checkpoint counts only if its directory was renamed into place *and* every file still
 matches its manifest, so a kill during a write, a truncated file or a missing file is
-detected before anything is restored.
+detected before anything is restored. Rotation renames an old checkpoint out of the
+`epoch_*` namespace (one atomic step) before deleting it, so a kill or Ctrl-C during the
+deletion never leaves a half-deleted directory that a resume would pick up.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ logging.getLogger("absl").setLevel(logging.WARNING)  # orbax reports every save 
 
 _PREFIX = "epoch_"
 _PARTIAL = ".partial_"
+_OLD = ".old_"
 
 
 class CheckpointError(RuntimeError):
@@ -55,11 +61,18 @@ def state_fields(state) -> list[str]:
 @dataclasses.dataclass(frozen=True)
 class Restored:
     state: Any
-    epoch: int
+    epoch: int  # whole epochs done
     env_steps: int
     include_buffer: bool
     path: pathlib.Path
     skipped: tuple[str, ...]  # newer checkpoints that were damaged, with the reason
+    phase: int = 0  # update phases of epoch + 1 already done (a stop inside an epoch)
+    phase_metrics: tuple[dict, ...] = ()  # those phases' metrics
+
+
+def checkpoint_name(epoch: int, phase: int = 0) -> str:
+    """epoch_000004, or epoch_000004_phase_000003 inside epoch 5 (sorts between 4 and 5)."""
+    return f"{_PREFIX}{epoch:06d}" + (f"_phase_{phase:06d}" if phase else "")
 
 
 def _file_digest(path: pathlib.Path) -> str:
@@ -112,10 +125,11 @@ class Checkpointer:
 
     # -- saving ---------------------------------------------------------------------------
 
-    def save(self, state, epoch: int, env_steps: int) -> pathlib.Path:
-        """Write `state` as checkpoint `epoch`; returns its directory once complete."""
+    def save(self, state, epoch: int, env_steps: int, phase: int = 0, phase_metrics=()) -> pathlib.Path:
+        """Write `state` as checkpoint `epoch` (after `phase` update phases of the next epoch,
+        whose metrics are `phase_metrics`); returns its directory once complete."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{_PREFIX}{epoch:06d}"
+        name = checkpoint_name(epoch, phase)
         partial = self.directory / f"{_PARTIAL}{name}"
         final = self.directory / name
         shutil.rmtree(partial, ignore_errors=True)
@@ -128,6 +142,8 @@ class Checkpointer:
             "env_steps": env_steps,
             "include_buffer": self.include_buffer,
             "state_fields": state_fields(state),
+            "phase": phase,
+            "phase_metrics": [{k: float(v) for k, v in m.items()} for m in phase_metrics],
             "files": _inventory(partial / "state"),
         }
         with open(partial / "manifest.json", "w") as f:
@@ -136,16 +152,24 @@ class Checkpointer:
             os.fsync(f.fileno())
         _fsync_dir(partial)
         if final.exists():  # re-saving an epoch (after a resume): replace the old copy
-            shutil.rmtree(final)
+            self._discard(final)
         os.replace(partial, final)
         _fsync_dir(self.directory)
         self._prune()
         return final
 
+    def _discard(self, path: pathlib.Path) -> None:
+        """Rename out of the checkpoint namespace (atomic), then delete at leisure."""
+        old = self.directory / f"{_OLD}{path.name}"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+        _fsync_dir(self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+
     def _prune(self) -> None:
         complete = self.complete_checkpoints()
         for old in complete[: max(0, len(complete) - self.keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+            self._discard(old)
 
     # -- finding and restoring ------------------------------------------------------------
 
@@ -156,9 +180,10 @@ class Checkpointer:
         return sorted(p for p in self.directory.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
 
     def remove_partial(self) -> None:
+        """Remove unfinished saves and rotated-out checkpoints whose deletion was cut short."""
         if self.directory.is_dir():
             for p in self.directory.iterdir():
-                if p.name.startswith(_PARTIAL):
+                if p.name.startswith((_PARTIAL, _OLD)):
                     shutil.rmtree(p, ignore_errors=True)
 
     @staticmethod
@@ -223,7 +248,10 @@ class Checkpointer:
                 state = state.replace(buffer=template.buffer)
             if skipped:
                 log.warning("damaged checkpoint(s) skipped: %s; resuming from %s", "; ".join(skipped), path.name)
-            return Restored(state, manifest["epoch"], manifest["env_steps"], manifest["include_buffer"], path, tuple(skipped))
+            return Restored(
+                state, manifest["epoch"], manifest["env_steps"], manifest["include_buffer"], path, tuple(skipped),
+                manifest.get("phase", 0), tuple(manifest.get("phase_metrics", ())),
+            )
         raise CheckpointError(
             f"no usable checkpoint in {self.directory}: " + "; ".join(skipped)
         )

@@ -2,11 +2,18 @@
 
     ts = train_loop(trainer, ts, key_eval, start_epoch, num_epochs, callbacks, wall_start)
 
-One epoch is `trainer.train_epoch` (one compiled program) followed by `trainer.evaluate`;
-the loop then builds the epoch's metrics row and hands `Progress(epoch, state, metrics)`
-to each callback in order, like the `progress_fn` of Brax's trainers. Everything with a
-side effect (TensorBoard and CSV, the progress bar, checkpoints, the stop signal, videos,
-the final parameters) is a callback; the loop itself only trains, evaluates and counts.
+One epoch is `Config.training_steps_per_epoch` update phases (`trainer.train_phase`, one
+compiled program each) followed by `trainer.evaluate`; the loop then builds the epoch's
+metrics row and hands `Progress(epoch, state, metrics)` to each callback in order, like
+the `progress_fn` of Brax's trainers. Everything with a side effect (TensorBoard and CSV,
+the progress bar, checkpoints, the stop signal, videos, the final parameters) is a
+callback; the loop itself only trains, evaluates and counts.
+
+A stop request (a callback's `stop_requested`, e.g. a signal) is honoured after the
+current update phase: inside an epoch the loop hands `Pause(epoch, phase, state,
+phase_metrics)` to each callback's `on_pause` (the checkpointer saves it) and ends; a
+resume passes `start_phase` and those phase metrics back, and the epoch's row comes out
+exactly as if it had never been cut.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import time
 from typing import Any, Sequence
 
 import jax
+import numpy as np
 
 
 @dataclasses.dataclass
@@ -34,6 +42,16 @@ class Progress:
         return self.epoch >= self.num_epochs
 
 
+@dataclasses.dataclass
+class Pause:
+    """What a callback sees when a stop request ends the loop inside an epoch."""
+
+    epoch: int  # whole epochs completed
+    phase: int  # update phases of epoch + 1 completed (>= 1)
+    state: Any
+    phase_metrics: list  # one dict per completed phase
+
+
 class Callback:
     """Base class: override what you need. Callbacks run in list order after every epoch."""
 
@@ -45,10 +63,13 @@ class Callback:
     def on_epoch(self, progress: Progress) -> None:
         pass
 
+    def on_pause(self, pause: Pause) -> None:
+        """A stop request ended the loop after `pause.phase` update phases of an epoch."""
+
     def on_end(self, state, progress: Progress | None) -> None:
         """After the loop ended without an exception: `state` is the final TrainState;
         `progress` the last epoch's (None when no epoch ran: the run had already finished;
-        `progress.done` is False when a stop request ended it early)."""
+        `progress.done` is False when a stop request ended it early, also inside an epoch)."""
 
     def close(self) -> None:
         """Always called, also when the loop ends with an exception."""
@@ -72,6 +93,15 @@ def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, 
     }
 
 
+def epoch_metrics(phase_metrics: Sequence[dict]) -> dict:
+    """An epoch's train metrics from its phases': the mean of each (in float64, on the host,
+    so a resumed epoch gives the same numbers), episodes_finished summed."""
+    out = {k: float(np.mean(np.asarray([m[k] for m in phase_metrics], np.float64))) for k in phase_metrics[0]}
+    if "episodes_finished" in out:
+        out["episodes_finished"] *= len(phase_metrics)
+    return out
+
+
 def train_loop(
     trainer,
     ts,
@@ -80,24 +110,46 @@ def train_loop(
     num_epochs: int,
     callbacks: Sequence[Callback],
     wall_start: float,
+    start_phase: int = 0,
+    phase_metrics: Sequence[dict] = (),
 ):
     """Run epochs start_epoch+1 .. num_epochs; returns (state, last Progress or None).
 
     `wall_start` is the perf_counter value that wall_time counts from (a resumed run
-    passes its earlier wall time subtracted, so wall_time continues)."""
+    passes its earlier wall time subtracted, so wall_time continues). `start_phase` and
+    `phase_metrics`: the update phases of epoch start_epoch+1 already done before a pause."""
     progress = None
+    phases = trainer.cfg.training_steps_per_epoch
     try:
         for cb in callbacks:
             cb.on_start(trainer, start_epoch, num_epochs)
         for epoch in range(start_epoch, num_epochs):
             epoch_start = time.perf_counter()
-            ts, train_metrics, params_finite = trainer.train_epoch(ts)
-            train_metrics, params_finite = jax.device_get((train_metrics, params_finite))
+            done = list(phase_metrics) if epoch == start_epoch else []
+            params_finite = True
+            for phase in range(start_phase if epoch == start_epoch else 0, phases):
+                ts, metrics, finite = trainer.train_phase(ts)
+                metrics, finite = jax.device_get((metrics, finite))
+                done.append({k: float(v) for k, v in metrics.items()})
+                params_finite = bool(finite)
+                if phase + 1 < phases and any(cb.stop_requested for cb in callbacks):
+                    pause = Pause(epoch=epoch, phase=phase + 1, state=ts, phase_metrics=done)
+                    for cb in callbacks:
+                        cb.on_pause(pause)
+                    progress = progress or Progress(
+                        epoch=epoch, num_epochs=num_epochs, state=ts, metrics={}, params_finite=params_finite,
+                        stop_requested=True,
+                    )
+                    for cb in callbacks:
+                        cb.on_end(ts, progress)
+                    return ts, progress
+            ts = trainer.end_epoch(ts)
             epoch_time = time.perf_counter() - epoch_start
             eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, jax.random.fold_in(key_eval, epoch)))
-            row = epoch_row(trainer, epoch + 1, ts, train_metrics, eval_metrics, epoch_time, time.perf_counter() - wall_start)
+            row = epoch_row(trainer, epoch + 1, ts, epoch_metrics(done), eval_metrics, epoch_time,
+                            time.perf_counter() - wall_start)
             progress = Progress(
-                epoch=epoch + 1, num_epochs=num_epochs, state=ts, metrics=row, params_finite=bool(params_finite),
+                epoch=epoch + 1, num_epochs=num_epochs, state=ts, metrics=row, params_finite=params_finite,
                 stop_requested=any(cb.stop_requested for cb in callbacks),
             )
             for cb in callbacks:

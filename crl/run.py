@@ -13,25 +13,31 @@ are dropped from metrics.csv and TensorBoard before they are recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import pathlib
 import shutil
+import signal
 import time
 from typing import Sequence
 
 import jax
 import numpy as np
+import yaml
 
 import envs
+from crl import rundir
 from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for callers of run_training
     Checkpointing,
+    EpochLog,
     MetricsFiles,
     NonFiniteError,
     NonFiniteGuard,
     SaveParams,
     StopOnSignal,
+    finished,
 )
 from crl.checkpoint import Checkpointer
 from crl.config import Config, ConfigError, validate_with_env
@@ -150,25 +156,58 @@ def _last_csv_row(path: pathlib.Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run at a safe point with a checkpoint; `str()` says where
+    and how to resume. A KeyboardInterrupt, so a script that does not catch it still stops."""
+
+    def __init__(self, run_dir: pathlib.Path, checkpoint: pathlib.Path | None, resume: str):
+        self.run_dir, self.checkpoint, self.resume = run_dir, checkpoint, resume
+        saved = f"checkpoint {checkpoint.name} saved" if checkpoint else "no new checkpoint"
+        super().__init__(f"interrupted; {saved} in {run_dir}; resume with: {resume}")
+
+
 def run_training(
     cfg: Config, run_dir: str | pathlib.Path, files: dict[str, str] | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] = (), resume_command: str | None = None,
 ) -> dict:
-    """Train (or resume), writing TensorBoard events, metrics.csv, checkpoints and
-    params.msgpack into `run_dir`. Returns the last epoch's metrics row.
+    """Train (or resume), writing TensorBoard events, metrics.csv, checkpoints,
+    params.msgpack, config.yaml and train.log into `run_dir`. Returns the last epoch's
+    metrics row.
 
     `files` (name -> text) are written into the run dir once the config is accepted
-    (the entry point passes config.yaml). `callbacks` (crl.loop.Callback) see every epoch
-    after it is logged, guarded and checkpointed: the applications' progress bar, videos
-    and W&B logger (crl/apps/callbacks.py)."""
-    run_dir = pathlib.Path(run_dir)
+    (default: config.yaml, the validated config). `callbacks` (crl.loop.Callback) see
+    every epoch after it is logged, guarded and checkpointed: the applications' progress
+    bar, videos and W&B logger (crl/apps/callbacks.py). `resume_command` is how the log
+    and `Interrupted` tell the user to continue the run (default: this call again).
+
+    The run holds a lock on `run_dir` for its whole life (crl/rundir.py): a second run
+    there is refused, as is a directory that is not one of our runs, or a run whose
+    checkpoints are gone (unless `checkpoint.restart`). Ctrl-C stops at the next safe
+    point with a checkpoint and raises `Interrupted`.
+    """
+    run_dir = pathlib.Path(run_dir).absolute()
+    resume_command = resume_command or f"run_training(cfg, {str(run_dir)!r}) again"
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
+    rundir.check_is_run_dir(run_dir)
     check_output_location(cfg, run_dir, trainer)
+    with rundir.RunLock.acquire(run_dir), _log_file(run_dir / "train.log"):
+        return _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command)
+
+
+def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict:
+    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep, cfg.checkpoint.include_buffer)
+    if cfg.checkpoint.restart:
+        rundir.clear_run(run_dir)
+    else:
+        checkpointer.remove_partial()
+        rundir.check_resumable(run_dir, bool(checkpointer.complete_checkpoints()), cfg.first_checkpoint_epoch)
     _check_same_config(cfg, run_dir)
-    for name, text in (files or {}).items():
+    files = {"config.yaml": config_yaml(cfg)} if files is None else files
+    for name, text in files.items():
         (run_dir / name).write_text(text)
     t = cfg.train
+    log.info("run directory %s", run_dir)
 
     key = jax.random.PRNGKey(cfg.seed)
     key, k_init, k_eval = jax.random.split(key, 3)
@@ -182,8 +221,8 @@ def run_training(
     }
     (run_dir / "run_info.json").write_text(json.dumps(sizes, indent=2))
 
-    checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep, cfg.checkpoint.include_buffer)
-    ts, start_epoch, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts)
+    ts, resumed, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts)
+    start_epoch = resumed.epoch if resumed else 0
     _truncate_csv(run_dir / "metrics.csv", start_epoch)
 
     # wall_time continues from the resumed run's last logged value
@@ -193,41 +232,92 @@ def run_training(
     loop_callbacks = [
         stop,
         MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step),
+        EpochLog(),
         NonFiniteGuard(checkpointer),
         checkpointing,
         *callbacks,
         *([SaveParams(run_dir)] if cfg.logging.save_params else []),
     ]
-    ts, progress = train_loop(trainer, ts, k_eval, start_epoch, t.num_epochs, loop_callbacks, wall_start)
-    if stop.signum is not None and checkpointing.last_saved < t.num_epochs:
+    ts, progress = train_loop(
+        trainer, ts, k_eval, start_epoch, t.num_epochs, loop_callbacks, wall_start,
+        start_phase=resumed.phase if resumed else 0, phase_metrics=resumed.phase_metrics if resumed else (),
+    )
+    if stop.signum is not None and not finished(progress):
         signum = stop.signum
+        saved = checkpointing.last_saved
+        log.warning(
+            "stopped on %s; %s; resume with: %s", signal.Signals(signum).name,
+            f"checkpoint {saved.name} saved" if saved else "no new checkpoint", resume_command,
+        )
+        if signum == signal.SIGINT:
+            raise Interrupted(run_dir, saved, resume_command)
         stop.forward()  # default action: the process ends; submitit: requeue
         raise SystemExit(128 + signum)  # a handler that returned: still stop here
+    log.info("done: %d epochs", t.num_epochs)
     # the run had already finished: report its last logged epoch
     return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
 
 
+def config_yaml(cfg: Config) -> str:
+    """config.yaml: the validated config, every derived value resolved (what crl-render,
+    crl-collect and `crl-train resume=` read back)."""
+    return yaml.safe_dump(json.loads(json.dumps(cfg.to_dict())), sort_keys=False)
+
+
+@contextlib.contextmanager
+def _log_file(path: pathlib.Path):
+    """The run's log lines (this package's and its libraries' INFO and above) appended to
+    train.log for the life of the run."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    handler.setLevel(logging.INFO)
+    crl_logger = logging.getLogger("crl")
+    old_level = crl_logger.level
+    if crl_logger.getEffectiveLevel() > logging.INFO:
+        crl_logger.setLevel(logging.INFO)
+    root, epochs = logging.getLogger(), logging.getLogger("crl.epochs")  # epochs: file only
+    root.addHandler(handler)
+    epochs.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        epochs.removeHandler(handler)
+        crl_logger.setLevel(old_level)
+        handler.close()
+
+
 def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, checkpointer: Checkpointer, ts):
-    """(state, epochs already done, TensorBoard purge step): the newest intact checkpoint
-    when there is one (and resume is on), else a fresh prefilled state."""
-    restored = checkpointer.restore_latest(ts) if cfg.checkpoint.resume else None
+    """(state, the Restored checkpoint or None, TensorBoard purge step): the newest intact
+    checkpoint when there is one, else a fresh prefilled state."""
+    restored = checkpointer.restore_latest(ts)
     if restored is None:
         # purge 0: a previous attempt died before its first checkpoint
         logged = (run_dir / "metrics.csv").exists() or (run_dir / "tensorboard").exists()
-        return trainer.prefill(ts), 0, (0 if logged else None)
-    ts, start_epoch = restored.state, restored.epoch
+        return trainer.prefill(ts), None, (0 if logged else None)
+    ts = restored.state
+    where = f"{restored.path.name} (epoch {restored.epoch}" + (
+        f" and {restored.phase} update phases of epoch {restored.epoch + 1})" if restored.phase else ")"
+    )
     if restored.include_buffer:
-        log.info("resuming exactly from %s (epoch %d)", restored.path.name, start_epoch)
+        log.info("resuming exactly from %s", where)
     else:
         env_steps = ts.env_steps
         ts = trainer.prefill(ts).replace(env_steps=env_steps)
         log.warning(
-            "resuming from %s (epoch %d) WITHOUT its replay buffer (checkpoint.include_buffer=false): "
+            "resuming from %s WITHOUT its replay buffer (checkpoint.include_buffer=false): "
             "refilled with %d %s steps per env; this resume is not exact",
-            restored.path.name, start_epoch, cfg.train.prefill_unrolls * cfg.train.unroll_length,
+            where, cfg.train.prefill_unrolls * cfg.train.unroll_length,
             "random" if cfg.train.prefill_policy == "random" else "actor",
         )
-    return ts, start_epoch, restored.env_steps + 1
+    # TensorBoard hides events from the first step after the last whole epoch saved
+    return ts, restored, _last_epoch_env_steps(cfg, restored) + 1
+
+
+def _last_epoch_env_steps(cfg: Config, restored) -> int:
+    """Env steps at the end of the last whole epoch in `restored` (a paused checkpoint's
+    env steps include the phases of the cut epoch)."""
+    return restored.env_steps - restored.phase * cfg.train.env_steps_per_training_step
 
 
 def load_params(run_dir: str | pathlib.Path, trainer: Trainer) -> dict:

@@ -48,8 +48,11 @@ def test_a_callback_can_stop_the_run_after_a_checkpoint(tmp_path):
     cfg = from_dict({**TINY, "train": {**TINY["train"], "num_epochs": 4, "total_env_steps": 800}})
     stopper = Recorder(stop_after=1)
     row = run_training(cfg, tmp_path, callbacks=[stopper])
-    # the stop request is seen after epoch 2's callbacks ran: it checkpoints, then ends
-    assert [e[1] for e in stopper.events if e[0] == "epoch"] == [1, 2] and row["epoch"] == 2
+    # the request made in epoch 1's callbacks is seen after epoch 2's first update phase:
+    # that phase is checkpointed, then the loop ends (on_end sees the last whole epoch)
+    assert [e[1] for e in stopper.events if e[0] == "epoch"] == [1] and row["epoch"] == 1
+    assert stopper.events[-2:] == [("end", 1, 1), ("close",)]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_000001", "epoch_000001_phase_000001"]
     assert not (tmp_path / "params.msgpack").exists()  # not finished: no final params
     resumed = run_training(cfg, tmp_path)
     assert resumed["epoch"] == 4 and [int(r["epoch"]) for r in read_csv(tmp_path / "metrics.csv")] == [1, 2, 3, 4]

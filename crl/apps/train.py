@@ -1,29 +1,36 @@
 """`crl-train`: the one Hydra entry point (the only module that imports Hydra).
 
 It composes conf/, turns the result into the library's plain dataclasses (validating every
-value before anything is compiled or written) and calls `crl.run.run_training`.
+value, of every job of a sweep, before anything is compiled or written) and calls
+`crl.run.run_training`. `crl-train resume=<run dir>` continues a run from its saved config.
 
 Exit codes: 0 done; 2 bad configuration or output location (one line on stderr);
-3 training became non-finite; 4 no usable checkpoint to resume from.
+3 training became non-finite; 4 no usable checkpoint to resume from; 130 stopped by
+Ctrl-C (a checkpoint saved; the line says how to resume).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import pathlib
 import shutil
 import sys
+
+import yaml
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from crl import rundir
 from crl.apps import enable_compilation_cache
 from crl.apps.callbacks import app_callbacks
+from crl.apps.overrides import compose_jobs
 from crl.checkpoint import CheckpointError
 from crl.config import Config, ConfigError, default_tree, from_dict
-from crl.run import NonFiniteError, build_envs, run_training
+from crl.run import Interrupted, NonFiniteError, build_envs, run_training
 
 CONF_DIR = pathlib.Path(__file__).resolve().parents[2] / "conf"
 
@@ -36,10 +43,19 @@ def register_configs() -> None:
     # ${crl_or:a,b}: a unless it is null (run-dir names show derived depths and widths).
     if not OmegaConf.has_resolver("crl_or"):
         OmegaConf.register_new_resolver("crl_or", lambda value, fallback: fallback if value is None else value)
+    # ${crl_depths:depth,actor,critic}: d8 when actor and critic agree, a8_c32 when they differ.
+    if not OmegaConf.has_resolver("crl_depths"):
+        OmegaConf.register_new_resolver("crl_depths", run_dir_depths)
+
+
+def run_dir_depths(depth, actor_depth, critic_depth) -> str:
+    actor = depth if actor_depth is None else actor_depth
+    critic = depth if critic_depth is None else critic_depth
+    return f"d{critic}" if actor == critic else f"a{actor}_c{critic}"
 
 
 register_configs()
-EXIT_CONFIG, EXIT_NON_FINITE, EXIT_CHECKPOINT = 2, 3, 4
+EXIT_CONFIG, EXIT_NON_FINITE, EXIT_CHECKPOINT, EXIT_INTERRUPTED = 2, 3, 4, 130
 _CREATED_ROOT: pathlib.Path | None = None  # the outermost output directory this command creates
 
 
@@ -47,8 +63,8 @@ def _remove_if_only_hydra_files(run_dir: pathlib.Path) -> None:
     """Hydra creates the run dir (.hydra/, a log) before we can validate: undo that."""
     if not run_dir.is_dir():
         return
-    leftovers = [p for p in run_dir.iterdir() if p.name != ".hydra" and p.suffix != ".log"]
-    if leftovers:
+    leftovers = [p for p in run_dir.iterdir() if p.name not in (".hydra", rundir.LOCK_FILE) and p.suffix != ".log"]
+    if leftovers or rundir.holder(run_dir) is not None:
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     # Also the empty parents that this command created (e.g. runs/<env>/).
@@ -66,6 +82,34 @@ def _fail(code: int, kind: str, message: str) -> None:
     raise SystemExit(code)
 
 
+def resume_command(run_dir: pathlib.Path) -> str:
+    return f"crl-train resume={run_dir}"
+
+
+def train(cfg: Config, run_dir: pathlib.Path) -> dict:
+    """Run (or resume) one training with the application's callbacks; the exceptions of a
+    run become one line and their exit code."""
+    run_dir = run_dir.absolute()
+    enable_compilation_cache()
+    print(f"crl-train: run directory {run_dir}", flush=True)
+    try:
+        return run_training(cfg, run_dir, callbacks=app_callbacks(cfg, run_dir), resume_command=resume_command(run_dir))
+    except ConfigError as err:
+        _remove_if_only_hydra_files(run_dir)
+        _fail(EXIT_CONFIG, "config error", str(err))
+    except NonFiniteError as err:
+        _fail(EXIT_NON_FINITE, "training diverged", str(err))
+    except CheckpointError as err:
+        _fail(EXIT_CHECKPOINT, "cannot resume", str(err))
+    except Interrupted as err:
+        _fail(EXIT_INTERRUPTED, "stopped", str(err))
+    except KeyboardInterrupt:
+        started = (run_dir / rundir.MARKER).exists()
+        _fail(EXIT_INTERRUPTED, "stopped", "interrupted at once; " + (
+            f"the last checkpoint in {run_dir} stands; resume with: {resume_command(run_dir)}" if started
+            else "nothing was trained"))
+
+
 @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
 def _main(dcfg: DictConfig) -> float:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
@@ -77,23 +121,45 @@ def _main(dcfg: DictConfig) -> float:
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))
-
-    enable_compilation_cache()
-    try:
-        # config.yaml holds the validated config, derived values resolved (Hydra's composed
-        # copy, with its nulls, stays in .hydra/).
-        row = run_training(cfg, run_dir, files={"config.yaml": OmegaConf.to_yaml(cfg.to_dict())},
-                           callbacks=app_callbacks(cfg, run_dir))
-    except ConfigError as err:
-        _remove_if_only_hydra_files(run_dir)
-        _fail(EXIT_CONFIG, "config error", str(err))
-    except NonFiniteError as err:
-        _fail(EXIT_NON_FINITE, "training diverged", str(err))
-    except CheckpointError as err:
-        _fail(EXIT_CHECKPOINT, "cannot resume", str(err))
+    row = train(cfg, run_dir)
     print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
     # The return value is what Hydra's sweepers optimise.
     return float(row.get("eval/time_at_goal", float("nan")))
+
+
+def _set_dotted(tree: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        _fail(EXIT_CONFIG, "config error", f"malformed override {override!r}: use key=value")
+    parts = key.lstrip("+").split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            _fail(EXIT_CONFIG, "config error", f"{key}: unknown key")
+    node[parts[-1]] = yaml.safe_load(text) if text else None
+
+
+def resume(run_dir_text: str, overrides: list[str]) -> None:
+    """`crl-train resume=<run dir> [logging.*=... checkpoint.*=... video.*=...]`: continue a
+    run from the config it saved (run_config.json); the rest must stay as it was."""
+    run_dir = pathlib.Path(run_dir_text).expanduser().absolute()
+    saved = run_dir / rundir.MARKER
+    if not saved.is_file():
+        _fail(EXIT_CONFIG, "config error", f"resume: {str(run_dir)!r} is not a crl run directory (no {rundir.MARKER})")
+    tree = json.loads(saved.read_text())
+    for override in overrides:
+        _set_dotted(tree, override)
+    try:
+        cfg = from_dict(tree)
+        rundir.check_not_locked(run_dir, "resume")
+        build_envs(cfg)
+    except ConfigError as err:
+        _fail(EXIT_CONFIG, "config error", str(err))
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    row = train(cfg, run_dir)
+    print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
 
 
 def _precheck_output_location(argv: list[str]) -> None:
@@ -127,10 +193,47 @@ def env_param_overrides(argv: list[str]) -> list[str]:
     return [f"++{a}" if a.startswith(("env.params.", "env.eval_params.")) and "=" in a else a for a in argv]
 
 
+_PASS_THROUGH = ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help", "--resolve", "-p", "--package",
+                 "--run", "-r", "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn",
+                 "--config-dir", "-cd", "--experimental-rerun")
+
+
+def precheck(argv: list[str]) -> None:
+    """Before Hydra runs or writes anything: compose and validate every job of the command,
+    then check an explicitly named run directory (in use, not ours, checkpoints gone)."""
+    multirun = "-m" in argv or "--multirun" in argv
+    overrides = [a for a in argv if not a.startswith("-")]
+    try:
+        jobs = compose_jobs(str(CONF_DIR), overrides, multirun)
+    except ConfigError as err:
+        _fail(EXIT_CONFIG, "config error", str(err))
+    _precheck_output_location(argv)
+    explicit = next((a.split("=", 1)[1] for a in overrides if a.startswith("hydra.run.dir=")), None)
+    if not multirun and explicit:
+        run_dir = pathlib.Path(explicit).absolute()
+        try:
+            rundir.check_not_locked(run_dir)
+            rundir.check_is_run_dir(run_dir)
+            cfg = jobs[0].cfg
+            if not cfg.checkpoint.restart:
+                checkpoints = run_dir / "checkpoints"
+                has = checkpoints.is_dir() and any(p.name.startswith("epoch_") for p in checkpoints.iterdir())
+                rundir.check_resumable(run_dir, has, cfg.first_checkpoint_epoch)
+        except ConfigError as err:
+            _fail(EXIT_CONFIG, "config error", str(err))
+
+
 def main() -> None:
-    sys.argv[1:] = env_param_overrides(sys.argv[1:])
-    if not any(a.startswith(("--help", "-h", "--cfg", "-c", "--info", "--hydra-help")) for a in sys.argv[1:]):
-        _precheck_output_location(sys.argv[1:])
+    argv = env_param_overrides(sys.argv[1:])
+    resume_args = [a for a in argv if a.startswith("resume=")]
+    if resume_args:
+        if "-m" in argv or "--multirun" in argv or len(resume_args) > 1:
+            _fail(EXIT_CONFIG, "config error", "resume: give one run directory, without -m")
+        others = [a for a in argv if a not in resume_args]
+        return resume(resume_args[0].split("=", 1)[1], others)
+    if not any(a.startswith(_PASS_THROUGH) for a in argv):
+        precheck(argv)
+    sys.argv[1:] = argv
     _main()
 
 
