@@ -5,8 +5,8 @@
 
 Builds the trainer exactly as `crl-train` would for the command in
 `experiments/bench_train_command.py` (same Hydra composition and overrides), runs the
-prefill and one warm-up epoch, then traces one more epoch (the span `crl.run` times:
-`train_epoch` plus the `device_get` of its metrics and finiteness flag).
+prefill and one warm-up epoch, then traces one more epoch (the span `crl.loop` times:
+its `train_phase` calls, each followed by the `device_get` of its metrics and finiteness flag).
 
 Each phase's functions are wrapped in a `jax.named_scope` for the trace only (the
 computation is unchanged), so every XLA op carries its phase in its metadata:
@@ -131,15 +131,20 @@ def profile(depth: int, out: str | None, top: int = 20, extra: list[str] = ()) -
     instrument(trainer)
     t = cfg.train
     ts = trainer.prefill(trainer.init(jax.random.PRNGKey(0)))
-    compiled = trainer.train_epoch.lower(trainer, ts).compile()  # jit of a method: self is static
+    compiled = trainer.train_phase.lower(trainer, ts).compile()  # jit of a method: self is static
     op_names = hlo_op_names(compiled.as_text())
-    ts, m, ok = compiled(ts)  # warm-up epoch (epoch 1 of a run)
-    jax.device_get((m, ok))
+
+    def epoch(ts):  # as crl.loop runs it: the phases, each's metrics fetched before the next
+        for _ in range(cfg.training_steps_per_epoch):
+            ts, m, ok = compiled(ts)
+            jax.device_get((m, ok))
+        return ts
+
+    ts = epoch(ts)  # warm-up epoch (epoch 1 of a run)
     trace_dir = tempfile.mkdtemp(prefix="crl_trace_")
     jax.profiler.start_trace(trace_dir)
     t0 = time.perf_counter()
-    ts, m, ok = compiled(ts)
-    jax.device_get((m, ok))
+    ts = epoch(ts)
     wall = time.perf_counter() - t0
     jax.profiler.stop_trace()
     path = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0]

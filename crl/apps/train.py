@@ -31,6 +31,7 @@ from crl.apps.overrides import compose_jobs
 from crl.checkpoint import CheckpointError
 from crl.config import Config, ConfigError, default_tree, from_dict
 from crl.run import Interrupted, NonFiniteError, build_envs, run_training
+from envs.mujoco_draw import as_gl_error
 
 CONF_DIR = pathlib.Path(__file__).resolve().parents[2] / "conf"
 
@@ -82,6 +83,24 @@ def _fail(code: int, kind: str, message: str) -> None:
     raise SystemExit(code)
 
 
+def check_envs(cfg: Config, run_dir: pathlib.Path | None = None) -> None:
+    """Build the envs once before anything compiles: a bad env id or parameter is one line,
+    and so is MuJoCo failing to load the GL library MUJOCO_GL names (it loads it at import)."""
+    try:
+        build_envs(cfg)
+    except ConfigError as err:
+        if run_dir is not None:
+            _remove_if_only_hydra_files(run_dir)
+        _fail(EXIT_CONFIG, "config error", str(err))
+    except Exception as err:
+        gl_error = as_gl_error(err)
+        if gl_error is None:
+            raise
+        if run_dir is not None:
+            _remove_if_only_hydra_files(run_dir)
+        _fail(EXIT_CONFIG, "config error", str(gl_error))
+
+
 def resume_command(run_dir: pathlib.Path) -> str:
     return f"crl-train resume={run_dir}"
 
@@ -115,12 +134,11 @@ def _main(dcfg: DictConfig) -> float:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     try:
-        container = OmegaConf.to_container(dcfg, resolve=True)
-        cfg = from_dict(container)
-        build_envs(cfg)  # an unknown env id or env parameter fails here, before compiling
+        cfg = from_dict(OmegaConf.to_container(dcfg, resolve=True))
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))
+    check_envs(cfg, run_dir)  # an unknown env id or env parameter fails here, before compiling
     row = train(cfg, run_dir)
     print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
     # The return value is what Hydra's sweepers optimise.
@@ -153,9 +171,9 @@ def resume(run_dir_text: str, overrides: list[str]) -> None:
     try:
         cfg = from_dict(tree)
         rundir.check_not_locked(run_dir, "resume")
-        build_envs(cfg)
     except ConfigError as err:
         _fail(EXIT_CONFIG, "config error", str(err))
+    check_envs(cfg)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     row = train(cfg, run_dir)
