@@ -222,11 +222,26 @@ def test_ctrl_c_in_crl_train_prints_the_resume_command_and_resume_continues(tmp_
     assert "resuming exactly from epoch_000001_phase_" in (run_dir / "train.log").read_text()
 
 
-def test_resume_of_a_directory_that_is_not_a_run_is_one_line(tmp_path):
-    result = subprocess.run(crl_train_cmd(f"resume={tmp_path}"), cwd=tmp_path, env=crl_env(), capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2
-    _one_error_line(result, f"crl-train: config error: resume: '{tmp_path}' is not a crl run directory")
+def crl_train_in_process(monkeypatch, capsys, *args):
+    """crl-train's main() in this process (no interpreter start-up): (exit code, stderr)."""
+    from crl.apps import train as app
+
+    monkeypatch.setattr("sys.argv", ["crl-train", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        app.main()
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def _one_line(err, start):
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(start), err[-2000:]
+    return lines[0]
+
+
+def test_resume_of_a_directory_that_is_not_a_run_is_one_line(tmp_path, monkeypatch, capsys):
+    code, err = crl_train_in_process(monkeypatch, capsys, f"resume={tmp_path}")
+    assert code == 2
+    _one_line(err, f"crl-train: config error: resume: '{tmp_path}' is not a crl run directory")
 
 
 # -- one line for Hydra's errors and for a sweep's bad job -------------------------------
@@ -238,27 +253,28 @@ def test_resume_of_a_directory_that_is_not_a_run_is_one_line(tmp_path):
     ("train.foo=1", "train.foo: unknown key (in 'train.foo=1'); allowed keys here: num_envs, total_env_steps,"),
     ("network.depth==", "malformed override 'network.depth=='"),
 ])
-def test_hydra_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, override, expected):
+def test_hydra_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, monkeypatch, capsys, override, expected):
     run_dir = tmp_path / "out" / "run"
-    result = crl_train(*TINY, override, f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert result.returncode == 2
-    line = _one_error_line(result, "crl-train: config error: ")
+    code, err = crl_train_in_process(monkeypatch, capsys, *TINY, override, f"hydra.run.dir={run_dir}")
+    assert code == 2
+    line = _one_line(err, "crl-train: config error: ")
     assert expected in line, line
     assert "point_u_maze" in line or override != "env=nope"
     assert not (tmp_path / "out").exists()
 
 
-def test_a_sweep_with_a_bad_third_job_fails_before_any_job_trains(tmp_path):
+def test_a_sweep_with_a_bad_third_job_fails_before_any_job_trains(tmp_path, monkeypatch, capsys):
     sweep = tmp_path / "sweep"
-    result = crl_train("-m", *TINY, "network.depth=4,8,6", "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert result.returncode == 2
-    line = _one_error_line(result, "crl-train: config error: job 4 (network.depth=6 seed=0): network.depth: 6")
+    code, err = crl_train_in_process(monkeypatch, capsys, "-m", *TINY, "network.depth=4,8,6", "seed=0,1",
+                                     f"hydra.sweep.dir={sweep}")
+    assert code == 2
+    line = _one_line(err, "crl-train: config error: job 4 (network.depth=6 seed=0): network.depth: 6")
     assert "multiple of 4" in line
     assert not sweep.exists()
     # a bad env parameter in one job is found before training too
-    result = crl_train("-m", *TINY, "env=point_u_maze,point_open", "env.params.speed=0.9", f"hydra.sweep.dir={sweep}",
-                       cwd=tmp_path)
-    assert result.returncode == 2 and "job 0 (env=point_u_maze): env.params.speed" in result.stderr
+    code, err = crl_train_in_process(monkeypatch, capsys, "-m", *TINY, "env=point_u_maze,point_open",
+                                     "env.params.speed=0.9", f"hydra.sweep.dir={sweep}")
+    assert code == 2 and "job 0 (env=point_u_maze): env.params.speed" in err
     assert not sweep.exists()
 
 
