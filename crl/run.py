@@ -197,11 +197,16 @@ def run_training(
 
 def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict:
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep, cfg.checkpoint.include_buffer)
-    if cfg.checkpoint.restart:
+    checkpointer.remove_partial()
+    has_checkpoint = bool(checkpointer.complete_checkpoints())
+    if cfg.checkpoint.restart and not has_checkpoint:
         rundir.clear_run(run_dir)
+    elif cfg.checkpoint.restart:
+        # Only a run whose checkpoints are gone is started over: a requeued job that
+        # repeats the command must never lose what it trained since.
+        log.warning("checkpoint.restart=true ignored: %s has checkpoints, resuming from them", run_dir)
     else:
-        checkpointer.remove_partial()
-        rundir.check_resumable(run_dir, bool(checkpointer.complete_checkpoints()), cfg.first_checkpoint_epoch)
+        rundir.check_resumable(run_dir, has_checkpoint, cfg.first_checkpoint_epoch)
     _check_same_config(cfg, run_dir)
     files = {"config.yaml": config_yaml(cfg)} if files is None else files
     for name, text in files.items():

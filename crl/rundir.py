@@ -171,14 +171,14 @@ def check_resumable(run_dir: str | pathlib.Path, has_checkpoint: bool, first_che
         raise RunDirError(
             f"checkpoint.restart: {str(run_dir)!r} holds a run ({what}) but no checkpoint in checkpoints/ to "
             "continue from; nothing was changed. To train it again from scratch on purpose add "
-            "checkpoint.restart=true (deletes its metrics, TensorBoard events, checkpoints and params), "
-            "or use a new directory"
+            "checkpoint.restart=true (deletes its metrics, TensorBoard events and params), or use a new directory"
         )
 
 
 def clear_run(run_dir: str | pathlib.Path) -> list[str]:
-    """checkpoint.restart=true: delete this run's outputs (never anything else); returns
-    the names removed. The lock file and Hydra's files stay."""
+    """checkpoint.restart=true on a run whose checkpoints are gone: delete this run's outputs
+    (never anything else); returns the names removed. The lock, train.log and Hydra's files
+    stay."""
     run_dir = pathlib.Path(run_dir)
     removed = []
     for name in RUN_OUTPUTS:

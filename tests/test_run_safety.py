@@ -122,6 +122,10 @@ def test_deleted_checkpoints_are_refused_then_restarted_on_purpose(tmp_path):
     again = crl_train(*TINY, "checkpoint.restart=true", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert deterministic_columns(read_csv(run_dir / "metrics.csv")) == first
+    # repeated (a requeue): the run now has checkpoints, so it resumes instead of starting over
+    resumed = crl_train(*TINY, "checkpoint.restart=true", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert resumed.returncode == 0 and "checkpoint.restart=true ignored" in resumed.stdout + resumed.stderr
+    assert "resuming exactly from epoch_000002" in (run_dir / "train.log").read_text()
 
 
 def test_rows_before_the_first_checkpoint_are_recomputed_without_asking(tmp_path):
