@@ -17,7 +17,7 @@ import jax
 from crl.buffer import SAMPLINGS
 from crl.config_tree import ConfigError, build, default_tree  # noqa: F401  ConfigError, default_tree: re-exported
 from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
-from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, MLPConfig
+from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, LOG_PROBS, MLPConfig
 from envs.wrappers import RESET_MODES
 
 # How many SGD steps an update phase runs and how many phases an epoch has (Config.schedule):
@@ -62,6 +62,7 @@ class NetworkConfig:
     scan_blocks: bool = True  # stack blocks with nn.scan (compile time independent of depth)
     remat: bool = False  # rematerialise each block in the backward pass (saves memory)
     dtype: str = "float32"  # matmul dtype; bfloat16 = mixed precision (float32 params and losses)
+    log_prob: str = "exact"  # the actor's tanh Jacobian: exact | paper, log(1 - tanh(u)^2 + 1e-6) (networks.LOG_PROBS)
 
     def __post_init__(self):
         # Note: dataclasses.replace(net, depth=...) keeps the already-resolved role values.
@@ -236,6 +237,7 @@ def validate(cfg: Config) -> None:
     _check(n.repr_dim >= 1, "network.repr_dim", n.repr_dim, "use a positive integer")
     _check(n.activation in ACTIVATIONS, "network.activation", n.activation, f"use one of {', '.join(ACTIVATIONS)}")
     _check(n.dtype in COMPUTE_DTYPES, "network.dtype", n.dtype, f"use one of {', '.join(COMPUTE_DTYPES)}")
+    _check(n.log_prob in LOG_PROBS, "network.log_prob", n.log_prob, f"use one of {', '.join(LOG_PROBS)}")
     _check(t.energy in ENERGIES, "train.energy", t.energy, f"use one of {', '.join(ENERGIES)}")
     _check(
         t.contrastive_loss in CONTRASTIVE_LOSSES, "train.contrastive_loss", t.contrastive_loss,

@@ -24,6 +24,10 @@ from crl.fused_layers import dense_norm_act, residual_block
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"swish": nn.swish, "relu": nn.relu}
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# The tanh Jacobian in the actor's log-probability (`network.log_prob`):
+#   exact  log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for any u (ours)
+#   paper  log(1 - tanh(u)^2 + 1e-6), as the paper's code computes it from the float32 action
+LOG_PROBS = ("exact", "paper")
 
 # variance_scaling(1/3, fan_in, uniform): the paper's initialiser; biases start at zero.
 kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")
@@ -186,10 +190,13 @@ def unstack_block_params(params: dict) -> dict:
 
 
 class Actor(nn.Module):
-    """pi(a | s, g): a tanh-squashed Gaussian. Returns (mean, log_std) of the pre-tanh Gaussian."""
+    """pi(a | s, g): a tanh-squashed Gaussian. Returns (mean, log_std) of the pre-tanh Gaussian.
+    `log_prob` (one of LOG_PROBS): the form of the log-probability that sampling from it
+    uses (`sample_action(mean, log_std, key, actor.log_prob)`); it has no parameters."""
 
     config: MLPConfig
     action_size: int
+    log_prob: str = "exact"
 
     @nn.compact
     def __call__(self, state, goal):
@@ -200,15 +207,26 @@ class Actor(nn.Module):
         return mean, log_std
 
 
-def sample_action(mean, log_std, key):
-    """Reparameterised sample a = tanh(u), u ~ N(mean, std), and its log-probability."""
+def sample_action(mean, log_std, key, log_prob: str = "exact"):
+    """Reparameterised sample a = tanh(u), u ~ N(mean, std), and its log-probability.
+
+    `log_prob` picks the tanh Jacobian's form (LOG_PROBS): `exact` (default) or `paper`.
+    Per action dimension the paper's is log(1 + 1e-6 / (1 - tanh(u)^2)) larger (1e-4 at
+    |u| = 3, 0.3 at |u| = 7), and where tanh(u)^2 rounds to 1 in float32 it stops at
+    log(1e-6) while the exact form keeps falling (about -2 |u|).
+    """
+    if log_prob not in LOG_PROBS:
+        raise ValueError(f"network.log_prob: {log_prob!r} is not allowed; use one of {', '.join(LOG_PROBS)}")
     std = jnp.exp(log_std)
     noise = jax.random.normal(key, mean.shape, mean.dtype)
     u = mean + std * noise
     action = jnp.tanh(u)
     gaussian_logp = -0.5 * noise**2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
-    # log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|.
-    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    if log_prob == "paper":
+        log_det = jnp.log(1.0 - jnp.square(action) + 1e-6)
+    else:
+        # log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), stable for large |u|.
+        log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
     return action, jnp.sum(gaussian_logp - log_det, axis=-1)
 
 

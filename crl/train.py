@@ -75,7 +75,7 @@ class Trainer:
         self.state_dim = env.state_dim
         self.goal_indices = tuple(env.goal_indices)
         self.action_size = env.action_size
-        self.actor = Actor(cfg.network.mlp("actor"), env.action_size)
+        self.actor = Actor(cfg.network.mlp("actor"), env.action_size, cfg.network.log_prob)
         self.critic = Critic(cfg.network.mlp("critic"), cfg.network.repr_dim)
         self.actor_opt = optax.adam(t.actor_lr)
         self.critic_opt = optax.adam(t.critic_lr)
@@ -140,7 +140,7 @@ class Trainer:
 
     def policy_sample(self, actor_params, state, goal, key):
         mean, log_std = self.actor.apply({"params": actor_params}, state, goal)
-        return sample_action(mean, log_std, key)[0]
+        return sample_action(mean, log_std, key, self.actor.log_prob)[0]
 
     def policy_deterministic(self, actor_params, state, goal, key=None):
         mean, _ = self.actor.apply({"params": actor_params}, state, goal)
@@ -191,7 +191,7 @@ class Trainer:
 
     def actor_loss(self, actor_params, critic_params, log_alpha, batch: replay.Batch, key):
         mean, log_std = self.actor.apply({"params": actor_params}, batch.state, batch.goal)
-        action, log_prob = sample_action(mean, log_std, key)
+        action, log_prob = sample_action(mean, log_std, key, self.actor.log_prob)
         phi, psi = self.critic.apply({"params": critic_params}, batch.state, action, batch.goal)
         q = losses.energy_pairs(phi, psi, self.cfg.train.energy)
         loss = losses.actor_loss(log_prob, q, jnp.exp(log_alpha))

@@ -1,4 +1,6 @@
 
+import types
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,3 +207,109 @@ def test_every_configurable_activation_has_a_fused_implementation():
     z = jnp.linspace(-4.0, 4.0, 33)
     for name, fn in ACTIVATIONS.items():
         np.testing.assert_allclose(_activate(z, name), fn(z), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+# -- network.log_prob: the tanh Jacobian's form --------------------------------------------
+
+
+def _pre_tanh(mean, log_std, key):
+    """u = mean + std * noise, drawn as sample_action draws it."""
+    return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+def test_paper_log_prob_is_the_papers_formula_and_exact_is_the_default():
+    from crl.config import NetworkConfig
+    from crl.networks import LOG_PROBS
+
+    assert LOG_PROBS == ("exact", "paper")
+    assert NetworkConfig().log_prob == "exact" and Actor(MLPConfig(), 2).log_prob == "exact"
+    # From moderate to saturated pre-tanh values (|u| up to about 14).
+    mean = jnp.array([[0.3, -1.2, 3.0, -5.0, 8.0, 12.0]])
+    log_std = jnp.full_like(mean, -1.0)
+    key = jax.random.PRNGKey(3)
+    u = _pre_tanh(mean, log_std, key)
+    std = jnp.exp(log_std)
+    gauss = -0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * jnp.log(2 * jnp.pi)
+    action, paper = sample_action(mean, log_std, key, "paper")
+    np.testing.assert_allclose(action, jnp.tanh(u))
+    # The paper's code: logpdf(u) - log(1 - tanh(u)^2 + 1e-6), from the float32 action.
+    np.testing.assert_allclose(paper[0], jnp.sum(gauss - jnp.log(1 - jnp.tanh(u) ** 2 + 1e-6)), rtol=1e-6)
+    _, default = sample_action(mean, log_std, key)
+    _, exact = sample_action(mean, log_std, key, "exact")
+    np.testing.assert_array_equal(default, exact)
+    # Per dimension: the forms differ by log(1 + 1e-6 / (1 - tanh(u)^2)) where float32 resolves
+    # 1 - tanh(u)^2, and by many nats once the action saturates (the paper's stops at log 1e-6).
+    exact_det = 2 * (jnp.log(2.0) - u - jax.nn.softplus(-2 * u))
+    gap = (exact - paper)[0]
+    np.testing.assert_allclose(gap, jnp.sum(jnp.log(1 - jnp.tanh(u) ** 2 + 1e-6) - exact_det), rtol=1e-5)
+    moderate = jnp.abs(u) < 4
+    np.testing.assert_allclose(
+        (jnp.log(1 - jnp.tanh(u) ** 2 + 1e-6) - exact_det)[moderate],
+        jnp.log1p(1e-6 / (1 - jnp.tanh(u) ** 2))[moderate], atol=2e-5,  # float32 rounding of log(...) ~ -6
+    )
+    assert gap > 5.0  # the saturated dimensions alone
+
+
+def test_a_bad_log_prob_is_one_line_naming_the_key():
+    from crl.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError) as err:
+        from_dict({"network": {"log_prob": "approx"}})
+    text = str(err.value)
+    assert text.startswith("network.log_prob: 'approx' is not allowed") and "exact, paper" in text
+    assert "\n" not in text
+    with pytest.raises(ValueError, match=r"^network.log_prob: 'approx' is not allowed; use one of exact, paper$"):
+        sample_action(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jax.random.PRNGKey(0), "approx")
+
+
+def test_the_trainer_samples_and_scores_actions_with_the_configured_form():
+    """network.log_prob reaches the actor loss (and the temperature loss, which reuses its
+    log-probabilities): the Trainer's numbers are sample_action's with that form."""
+    from crl.config import from_dict
+    from crl.run import build_envs
+    from crl.train import Trainer
+
+    for form in ("exact", "paper"):
+        cfg = from_dict({"env": {"id": "point_u_maze"}, "network": {"depth": 0, "width": 16, "log_prob": form}})
+        trainer = Trainer(cfg, *build_envs(cfg))
+        assert trainer.actor.log_prob == form
+        params = trainer.init_params(jax.random.PRNGKey(0))
+        # Push the actor's means far out so that the two forms differ by whole nats.
+        params["actor"]["trunk"]["head"]["bias"] = params["actor"]["trunk"]["head"]["bias"].at[:2].set(9.0)
+        state = jax.random.normal(jax.random.PRNGKey(1), (8, trainer.state_dim))
+        goal = jax.random.normal(jax.random.PRNGKey(2), (8, len(trainer.goal_indices)))
+        batch = types.SimpleNamespace(state=state, goal=goal)  # what actor_loss reads of a Batch
+        key = jax.random.PRNGKey(3)
+        _, aux = trainer.actor_loss(params["actor"], params["critic"], params["log_alpha"], batch, key)
+        mean, log_std = trainer.actor.apply({"params": params["actor"]}, state, goal)
+        for other in ("exact", "paper"):
+            expected = sample_action(mean, log_std, key, other)[1]
+            same = bool(jnp.allclose(aux["log_prob"], expected, rtol=1e-6))
+            assert same == (other == form), (form, other)
+        action = trainer.policy_sample(params["actor"], state, goal, key)
+        np.testing.assert_array_equal(action, sample_action(mean, log_std, key, form)[0])
+
+
+def test_the_papers_task_configs_select_the_papers_log_prob():
+    """conf/env files of the paper's tasks (those that set the paper's update schedule)
+    compose to network.log_prob=paper; the point mazes keep the exact default."""
+    import pathlib
+
+    import yaml
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import crl.apps.train  # noqa: F401  registers the library defaults with Hydra
+    from crl.config import from_dict
+
+    conf = pathlib.Path(__file__).resolve().parents[1] / "conf"
+    selected = {}
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        for path in sorted((conf / "env").glob("*.yaml")):
+            cfg = from_dict(OmegaConf.to_container(compose("config", overrides=[f"env={path.stem}"]), resolve=True))
+            paper_task = yaml.safe_load(path.read_text()).get("train", {}).get("sgd_schedule") == "paper"
+            selected[path.stem] = (cfg.network.log_prob, paper_task)
+    assert all(form == ("paper" if paper_task else "exact") for form, paper_task in selected.values()), selected
+    paper = {name for name, (form, _) in selected.items() if form == "paper"}
+    assert {"ant", "ant_u_maze", "humanoid", "humanoid_hardest_maze", "arm_reach", "arm_binpick_hard"} <= paper
+    assert not any(name.startswith("point_") for name in paper)
