@@ -141,12 +141,14 @@ class LoggingConfig:
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     """Checkpoints of the whole training state in <run dir>/checkpoints/ (orbax, atomic);
-    re-running the same command with the same run dir resumes from the newest intact one."""
+    re-running the same command with the same run dir (or `crl-train resume=<run dir>`)
+    resumes from the newest intact one."""
 
-    every_epochs: int = 1  # also saved at the end and on SIGTERM / SIGUSR1 / SIGUSR2
+    every_epochs: int = 1  # also saved at the end and on Ctrl-C / SIGTERM / SIGUSR1 / SIGUSR2
     keep: int = 2  # complete checkpoints kept (older ones are deleted)
     include_buffer: bool = True  # without it a resume refills the buffer and is not exact
-    resume: bool = True  # continue from the newest intact checkpoint in the run dir
+    restart: bool = False  # a run dir whose checkpoints are gone: train it again from scratch (deletes its
+    #                        metrics); where checkpoints exist the run resumes, so a requeue never loses progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,6 +193,11 @@ class Config:
         if t.sgd_schedule == "paper":
             return (t.total_env_steps - t.prefill_steps * t.num_envs) // (t.num_epochs * t.env_steps_per_training_step)
         return max(1, math.ceil(t.total_env_steps / t.num_epochs / t.env_steps_per_training_step))
+
+    @property
+    def first_checkpoint_epoch(self) -> int:
+        """The first epoch after which a run saves a checkpoint."""
+        return min(self.checkpoint.every_epochs, self.train.num_epochs)
 
     def schedule(self) -> dict:
         """The schedule and data pipeline a run uses, with the resulting numbers (run_info.json)."""

@@ -5,8 +5,9 @@
     training step:  unroll the stochastic actor in all envs -> insert into the buffer
     (update phase)  -> `sgd_steps_per_training_step` x (sample + relabel, critic, actor,
                     alpha updates)                                  (one lax.scan)
-    epoch:          a lax.scan of training steps, jitted with the state donated, so the
-                    buffer is updated in place; Python only loops over epochs.
+    epoch:          `training_steps_per_epoch` update phases, each one compiled program
+                    with the state donated (the buffer is updated in place); Python loops
+                    over phases (a stop request is honoured between two) and epochs.
 """
 
 from __future__ import annotations
@@ -278,15 +279,20 @@ class Trainer:
         return self._shard(jax.lax.scan(body, ts, None, length=self.cfg.train.prefill_unrolls)[0])
 
     @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
-    def train_epoch(self, ts: TrainState) -> tuple[TrainState, dict, jax.Array]:
-        """A scan of training steps; returns the new state, mean metrics, and whether every
-        parameter is still finite (the non-finite guard's input)."""
-        ts, metrics = jax.lax.scan(self.training_step, ts, None, length=self.cfg.training_steps_per_epoch)
-        metrics = jax.tree.map(jnp.mean, metrics)
-        metrics["episodes_finished"] = metrics["episodes_finished"] * self.cfg.training_steps_per_epoch
+    def train_phase(self, ts: TrainState) -> tuple[TrainState, dict, jax.Array]:
+        """One update phase (collect an unroll, then its SGD steps) as one compiled program;
+        returns the new state, the phase's metrics, and whether every learned parameter is
+        still finite (the non-finite guard's input). The loop runs
+        `Config.training_steps_per_epoch` of these per epoch and checks for a stop request
+        between them, so a stop never waits for a whole epoch."""
+        ts, metrics = self.training_step(ts)
         learned = ts.params()
         params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
-        return self._shard(ts.replace(epoch=ts.epoch + 1)), metrics, params_finite
+        return self._shard(ts), metrics, params_finite
+
+    @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+    def end_epoch(self, ts: TrainState) -> TrainState:
+        return self._shard(ts.replace(epoch=ts.epoch + 1))
 
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, actor_params, key: jax.Array) -> dict:
