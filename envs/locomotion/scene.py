@@ -22,11 +22,14 @@ Task kinds:
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import jax
 import jax.numpy as jnp
+import mujoco
 import numpy as np
+from brax import base, contact
 from brax.generalized import pipeline as generalized_pipeline
 from brax.io import mjcf
 from brax.mjx import pipeline as mjx_pipeline
@@ -129,7 +132,9 @@ class Scene:
             raise ValueError(f"locomotion scene kind {kind!r}; allowed: {', '.join(KINDS)}")
         self.robot, self.kind, self.backend = robot, kind, backend
         self.xml_timestep = xml_timestep
-        self.target = locomotion_mjcf.Target(robot.target_height) if target else None
+        self.target = None
+        if target:
+            self.target = locomotion_mjcf.Target(robot.target_height, locomotion_mjcf.TARGET_JOINT_RANGE[kind])
         # Mazes get the moving window of wall slots; the small push arena gets its walls
         # fixed in place, because the block can slide out of a window around the torso.
         self.windowed = kind == "maze"
@@ -140,15 +145,17 @@ class Scene:
             ((bx, by),) = PUSH_LAYOUT.cells("B") * robot.cell_size
             self.block = locomotion_mjcf.Block(x=float(bx), y=float(by))
             static_walls = [(x, y) for x, y, _ in PUSH_LAYOUT.wall_boxes(robot.cell_size)]
-        xml = locomotion_mjcf.build(
-            robot,
+        parts = dict(
             wall_slots=locomotion_mjcf.WINDOW if self.windowed else 0,
             static_walls=static_walls,
             ball=self.ball,
             block=self.block,
             target=self.target,
         )
-        sys = mjcf.loads(xml)
+        # MJX's broad-phase cap: one that never drops a contact (mjcf.broad_phase_cap).
+        uncapped = mujoco.MjModel.from_xml_string(locomotion_mjcf.build(robot, **parts))
+        self.max_geom_pairs = locomotion_mjcf.broad_phase_cap(uncapped, robot.cell_size)
+        sys = mjcf.loads(locomotion_mjcf.build(robot, **parts, max_geom_pairs=self.max_geom_pairs))
         self.sys, self.n_frames = configure_backend(sys, robot, backend, xml_timestep)
         self.pipeline = PIPELINES[backend]
         self.maximal = backend in MAXIMAL
@@ -195,6 +202,20 @@ class Scene:
             return self.sys
         geom_pos = self.sys.geom_pos.at[self.slot_ids].set(self.wall_window(task, torso_xy))
         return self.sys.replace(geom_pos=geom_pos)
+
+    def contacts(self, task: TaskData, physics) -> base.Contact:
+        """The contacts that a step from `physics` resolves first: Brax's `contact.get` (MJX
+        collision) on the System the step uses, at the state's link transforms. Entries with
+        dist < 0 touch; pairs the broad phase culled are absent."""
+        return contact.get(self.system_at(task, physics.q[:2]), physics.x)
+
+    def with_system(self, sys) -> Scene:
+        """This scene stepping `sys` (same bodies and q) instead, with no wall window: e.g.
+        `LocomotionEnv.render_system()`, every wall in place and no broad-phase cap, as the
+        reference the windowed, capped physics is checked against."""
+        other = copy.copy(self)
+        other.sys, other.windowed = sys, False
+        return other
 
     # -- episodes --------------------------------------------------------------------------
 
