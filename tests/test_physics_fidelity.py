@@ -241,12 +241,12 @@ def test_the_broad_phase_cap_is_the_geometric_bound():
 
 def test_a_humanoid_corner_rollout_agrees_with_the_uncapped_model():
     """From humanoids pressed into walls and corners of the U maze, 100 steps of fixed
-    actions: the env (wall window) and the reference (every wall in place, no cap) agree.
+    actions: the env (wall window, capped) and the reference (every wall, no cap) agree.
 
     The two sum the same contact forces in different orders (the broad phase reorders the
     pairs it keeps), so they differ by rounding (1e-7 m) from the first step; in a
     contact-rich rollout that can grow to about 1e-3 m in 100 steps. A dropped contact moves
-    bodies by decimetres (the old cap of 8 pairs: 0.4-2.8 m in 3 of these 16 rollouts)."""
+    bodies by centimetres to metres (the old cap of 8 pairs: 0.04-2.8 m in 3 of these 16)."""
     envs, *_ = driven("humanoid_mazes")
     maze, q, qd, actions, ours = corner_rollouts()
     u = np.flatnonzero(maze == 0)  # the U maze's envs

@@ -32,7 +32,7 @@ about 7 % of its wall contacts at K = 8), and K costs narrow-phase work whether 
 or not. `broad_phase_cap` gives a K that is exact in every state: the most pairs of one
 group whose bounding spheres can overlap at once (pairs that touch overlap). Culling
 reorders the contacts, so a rollout matches the uncapped model's to rounding, not bit for
-bit; at the paper's 512 envs the humanoid's exact cap (48) steps 1.8x as fast as no cap.
+bit; at the paper's 512 envs the humanoid's exact cap (48) steps 1.8-2x as fast as no cap.
 """
 
 from __future__ import annotations
