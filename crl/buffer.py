@@ -20,9 +20,19 @@ Two samplers (`train.sampling`):
              window's first episode_length - 1 positions of every env, and a goal comes
              from later in the same window and episode (offset 0 only where nothing later
              exists). Only indices are drawn per phase; no relabelled window is stored.
+
+Which goals a batch carries is the agent's choice (`Relabelling`): CRL and GCSL take a
+future state for every sample; SAC and TD3 keep the goal the env commanded (stored per
+row) and, with HER, replace a fraction of them by a future state. Every batch also
+carries the next state and the env's goal-reaching reward for its goal, recomputed from
+the next state (`reward_fn`, the env family's `goal_reward`), so a relabelled goal gets
+its own reward.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +40,16 @@ from flax import struct
 
 
 SAMPLINGS = ("uniform", "window")
+OFFSETS = ("geometric", "uniform")  # P(k) proportional to gamma^k (CRL) | k uniform in 1..K (HER's "future", GCSL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Relabelling:
+    """Which goal each sample of a batch carries (a static part of the sampler)."""
+
+    future_fraction: float = 1.0  # share of samples whose goal is a future state of their own episode;
+    #                               the rest keep the goal the env commanded when the step was taken
+    offsets: str = "geometric"  # the law of the future state's distance k (OFFSETS)
 
 
 @struct.dataclass
@@ -37,6 +57,7 @@ class ReplayBuffer:
     states: jax.Array  # (capacity, num_envs, state_dim)
     actions: jax.Array  # (capacity, num_envs, action_size)
     episode_ids: jax.Array  # (capacity, num_envs) int32; -1 = never written
+    goals: jax.Array  # (capacity, num_envs, goal_dim): the goal the env commanded at that step
     insert_row: jax.Array  # int32: the row the next unroll goes to
     size: jax.Array  # int32: rows written so far (saturates at capacity)
 
@@ -53,11 +74,14 @@ class ReplayBuffer:
 class Batch:
     state: jax.Array  # (B, state_dim)
     action: jax.Array  # (B, action_size)
-    goal: jax.Array  # (B, goal_dim): the goal coordinates of a future state
-    offset: jax.Array  # (B,) int32: k, the goal's distance in steps (0 only in the rare fallback)
-    horizon: jax.Array  # (B,) int32: K, steps left in the episode within the buffer
+    goal: jax.Array  # (B, goal_dim): a future state's goal coordinates, or the commanded goal (`relabelled`)
+    offset: jax.Array  # (B,) int32: k, the future goal's distance in steps (0 only in the rare fallback)
+    horizon: jax.Array  # (B,) int32: K, steps left in the episode within the buffer (0: no next state)
     episode_id: jax.Array  # (B,) the sampled step's episode id
-    goal_episode_id: jax.Array  # (B,) the goal step's episode id (always equal; kept for tests)
+    goal_episode_id: jax.Array  # (B,) the future goal step's episode id (always equal; kept for tests)
+    next_state: jax.Array  # (B, state_dim): the state after the step (valid where horizon > 0)
+    reward: jax.Array  # (B,) float32: the env's goal-reaching reward of next_state for `goal`
+    relabelled: jax.Array  # (B,) bool: the goal is a future state (else the commanded goal)
 
 
 def capacity_rows(buffer_size: int, unroll_length: int) -> int:
@@ -65,24 +89,30 @@ def capacity_rows(buffer_size: int, unroll_length: int) -> int:
     return (buffer_size // unroll_length) * unroll_length
 
 
-def init(capacity: int, num_envs: int, state_dim: int, action_size: int) -> ReplayBuffer:
+def init(capacity: int, num_envs: int, state_dim: int, action_size: int, goal_dim: int = 0) -> ReplayBuffer:
     return ReplayBuffer(
         states=jnp.zeros((capacity, num_envs, state_dim), jnp.float32),
         actions=jnp.zeros((capacity, num_envs, action_size), jnp.float32),
         episode_ids=jnp.full((capacity, num_envs), -1, jnp.int32),
+        goals=jnp.zeros((capacity, num_envs, goal_dim), jnp.float32),
         insert_row=jnp.zeros((), jnp.int32),
         size=jnp.zeros((), jnp.int32),
     )
 
 
-def insert(buffer: ReplayBuffer, states: jax.Array, actions: jax.Array, episode_ids: jax.Array) -> ReplayBuffer:
-    """Write an unroll of shape (unroll_length, num_envs, ...) at `insert_row`."""
+def insert(buffer: ReplayBuffer, states: jax.Array, actions: jax.Array, episode_ids: jax.Array,
+           goals: jax.Array | None = None) -> ReplayBuffer:
+    """Write an unroll of shape (unroll_length, num_envs, ...) at `insert_row` (`goals`: the
+    commanded goals, required when the buffer stores goals)."""
     unroll = states.shape[0]
     row = buffer.insert_row
+    if goals is None:
+        goals = jnp.zeros(states.shape[:2] + buffer.goals.shape[2:], jnp.float32)
     return buffer.replace(
         states=jax.lax.dynamic_update_slice(buffer.states, states.astype(jnp.float32), (row, 0, 0)),
         actions=jax.lax.dynamic_update_slice(buffer.actions, actions.astype(jnp.float32), (row, 0, 0)),
         episode_ids=jax.lax.dynamic_update_slice(buffer.episode_ids, episode_ids.astype(jnp.int32), (row, 0)),
+        goals=jax.lax.dynamic_update_slice(buffer.goals, goals.astype(jnp.float32), (row, 0, 0)),
         insert_row=(row + unroll) % buffer.capacity,
         size=jnp.minimum(buffer.size + unroll, buffer.capacity),
     )
@@ -96,6 +126,13 @@ def truncated_geometric(key: jax.Array, discount: float, horizon: jax.Array) -> 
     tail = 1.0 - u * (1.0 - discount**h)
     k = jnp.ceil(jnp.log(tail) / jnp.log(discount))
     return jnp.clip(k, 1, h).astype(jnp.int32) * (horizon > 0)
+
+
+def uniform_offset(key: jax.Array, horizon: jax.Array) -> jax.Array:
+    """k uniform in 1..horizon (0 where horizon is 0): HER's "future" strategy."""
+    u = jax.random.uniform(key, horizon.shape)
+    k = 1 + jnp.floor(u * horizon.astype(jnp.float32)).astype(jnp.int32)
+    return jnp.clip(k, 1, jnp.maximum(horizon, 1)) * (horizon > 0)
 
 
 def steps_left(ids: jax.Array, rows: jax.Array, envs: jax.Array, own: jax.Array, newest: jax.Array,
@@ -130,6 +167,8 @@ def sample(
     discount: float,
     goal_indices: tuple[int, ...],
     window: int,
+    relabelling: Relabelling = Relabelling(),
+    reward_fn: Callable | None = None,
 ) -> Batch:
     """Uniform steps over everything written, each with a relabelled future goal.
 
@@ -153,22 +192,40 @@ def sample(
     rows = jnp.where(use_prev, prev, rows)
     horizon = jnp.where(use_prev, 1, horizon)
 
-    return _relabelled(buffer, rows, envs, horizon, k_offset, discount, goal_indices)
+    return _relabelled(buffer, rows, envs, horizon, k_offset, discount, goal_indices, relabelling, reward_fn)
 
 
-def _relabelled(buffer: ReplayBuffer, rows, envs, horizon, key, discount: float, goal_indices) -> Batch:
-    """The steps (rows, envs), each with the goal of a step `offset` in 1..horizon later (0 if none)."""
-    offset = truncated_geometric(key, discount, horizon)
+def _relabelled(buffer: ReplayBuffer, rows, envs, horizon, key, discount: float, goal_indices,
+                relabelling: Relabelling, reward_fn: Callable | None) -> Batch:
+    """The steps (rows, envs), each with the goal of a step `offset` in 1..horizon later (0 if
+    none), or, for a share 1 - future_fraction of them, the goal the env commanded."""
+    if relabelling.offsets == "geometric":
+        offset = truncated_geometric(key, discount, horizon)
+    elif relabelling.offsets == "uniform":
+        offset = uniform_offset(key, horizon)
+    else:
+        raise ValueError(f"offsets: {relabelling.offsets!r} is not allowed; use one of {', '.join(OFFSETS)}")
+    idx = jnp.asarray(goal_indices)
     goal_rows = (rows + offset) % buffer.capacity
-    goal_states = buffer.states[goal_rows, envs]
+    goal = buffer.states[goal_rows, envs][:, idx]
+    relabelled = jnp.ones(rows.shape, bool)
+    if relabelling.future_fraction < 1.0:
+        # A key of its own (folded in), so that the future goals above are drawn as without it.
+        relabelled = jax.random.uniform(jax.random.fold_in(key, 1), rows.shape) < relabelling.future_fraction
+        goal = jnp.where(relabelled[:, None], goal, buffer.goals[rows, envs])
+    next_state = buffer.states[(rows + 1) % buffer.capacity, envs]
+    reward = jnp.zeros(rows.shape, jnp.float32) if reward_fn is None else reward_fn(next_state[:, idx], goal)
     return Batch(
         state=buffer.states[rows, envs],
         action=buffer.actions[rows, envs],
-        goal=goal_states[:, jnp.asarray(goal_indices)],
+        goal=goal,
         offset=offset,
         horizon=horizon,
         episode_id=buffer.episode_ids[rows, envs],
         goal_episode_id=buffer.episode_ids[goal_rows, envs],
+        next_state=next_state,
+        reward=reward.astype(jnp.float32),
+        relabelled=relabelled,
     )
 
 
@@ -207,6 +264,8 @@ def sample_windows(
     discount: float,
     goal_indices: tuple[int, ...],
     window: int,
+    relabelling: Relabelling = Relabelling(),
+    reward_fn: Callable | None = None,
 ) -> Batch:
     """The batch `windows.picks` (shape (batch_size,)) names, each with a relabelled goal.
 
@@ -222,4 +281,4 @@ def sample_windows(
     ids = buffer.episode_ids
     horizon = steps_left(ids, rows, envs, ids[rows, envs], (buffer.insert_row - 1) % buffer.capacity, per_env,
                          limit=per_env - position)
-    return _relabelled(buffer, rows, envs, horizon, key, discount, goal_indices)
+    return _relabelled(buffer, rows, envs, horizon, key, discount, goal_indices, relabelling, reward_fn)

@@ -149,14 +149,16 @@ def finished(progress: Progress | None) -> bool:
 
 
 class SaveParams(Callback):
-    """params.msgpack: the final actor and critic parameters and log alpha (atomic write),
-    once the run has finished (not when a signal stopped it early)."""
+    """params.msgpack: the final parameters in the agent's layout (`params_of(state)`: the
+    actor, and the critics and log alpha of the agents that have them; atomic write), once
+    the run has finished (not when a signal stopped it early)."""
 
-    def __init__(self, run_dir: pathlib.Path):
+    def __init__(self, run_dir: pathlib.Path, params_of):
         self.path = pathlib.Path(run_dir) / "params.msgpack"
+        self.params_of = params_of
 
     def on_end(self, state, progress: Progress | None) -> None:
         if finished(progress):
             tmp = self.path.with_suffix(".msgpack.tmp")
-            tmp.write_bytes(serialization.to_bytes(jax.device_get(state.params())))
+            tmp.write_bytes(serialization.to_bytes(jax.device_get(self.params_of(state))))
             tmp.replace(self.path)

@@ -14,9 +14,11 @@ from typing import Any
 
 import jax
 
+from crl import agents
+from crl.agents import crl as crl_agent
 from crl.buffer import SAMPLINGS
 from crl.config_tree import ConfigError, build, default_tree  # noqa: F401  ConfigError, default_tree: re-exported
-from crl.losses import CONTRASTIVE_LOSSES, ENERGIES
+from crl.agents.crl.losses import CONTRASTIVE_LOSSES, ENERGIES
 from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, LOG_PROBS, MLPConfig
 from envs.wrappers import RESET_MODES
 
@@ -164,6 +166,9 @@ class VideoConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    # The agent's own settings (`agent=<name>` on the command line, then `agent.<key>=...`):
+    # the dataclass `crl.agents.<name>.Config`; a dict {"name": ..., ...} is built into it.
+    agent: Any = dataclasses.field(default_factory=crl_agent.Config)
     env: EnvConfig = dataclasses.field(default_factory=EnvConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -171,6 +176,9 @@ class Config:
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     video: VideoConfig = dataclasses.field(default_factory=VideoConfig)
     seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "agent", agents.build_config(self.agent))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -235,6 +243,15 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 def validate(cfg: Config) -> None:
     n, t = cfg.network, cfg.train
+    defaults = TrainConfig()
+    for other in agents.AGENTS:
+        if other == cfg.agent.name:
+            continue
+        for key in agents.own_train_keys(other):
+            _check(
+                getattr(t, key) == getattr(defaults, key), f"train.{key}", getattr(t, key),
+                f"only agent {other} uses it; agent {cfg.agent.name} does not (leave it at {getattr(defaults, key)!r})",
+            )
     _check(n.depth >= 0 and n.depth % 4 == 0, "network.depth", n.depth, "use a multiple of 4 (0, 4, 8, ..., 1024)")
     _check(n.width >= 1, "network.width", n.width, "use a positive integer")
     for role in ("actor", "critic"):

@@ -93,10 +93,16 @@ def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, 
     }
 
 
+def _mean_reported(values: np.ndarray) -> float:
+    reported = values[~np.isnan(values)]
+    return float(np.mean(reported)) if reported.size else float("nan")
+
+
 def epoch_metrics(phase_metrics: Sequence[dict]) -> dict:
     """An epoch's train metrics from its phases': the mean of each (in float64, on the host,
-    so a resumed epoch gives the same numbers), episodes_finished summed."""
-    out = {k: float(np.mean(np.asarray([m[k] for m in phase_metrics], np.float64))) for k in phase_metrics[0]}
+    so a resumed epoch gives the same numbers) over the phases that report it (NaN: a phase
+    without that step, e.g. TD3's delayed actor), episodes_finished summed."""
+    out = {k: _mean_reported(np.asarray([m[k] for m in phase_metrics], np.float64)) for k in phase_metrics[0]}
     if "episodes_finished" in out:
         out["episodes_finished"] *= len(phase_metrics)
     return out

@@ -1,4 +1,4 @@
-"""Residual MLPs for deep CRL: the actor and the critic's two encoders.
+"""Residual MLPs, the one trunk of every agent's networks, and the tanh-Gaussian actor.
 
     x -> Dense(width) -> LayerNorm -> act                       (input layer)
       -> depth/4 x [ (Dense -> LayerNorm -> act) x 4, + block input ]
@@ -232,29 +232,6 @@ def sample_action(mean, log_std, key, log_prob: str = "exact"):
 
 def deterministic_action(mean):
     return jnp.tanh(mean)
-
-
-# -- the critic --------------------------------------------------------------------------
-
-
-class Critic(nn.Module):
-    """phi(s, a) and psi(g), each a residual MLP with a `repr_dim` output."""
-
-    config: MLPConfig
-    repr_dim: int = 64
-
-    def setup(self):
-        self.sa_encoder = ResidualMLP(self.config, self.repr_dim)
-        self.g_encoder = ResidualMLP(self.config, self.repr_dim)
-
-    def __call__(self, state, action, goal):
-        return self.encode_sa(state, action), self.encode_goal(goal)
-
-    def encode_sa(self, state, action):
-        return self.sa_encoder(jnp.concatenate([state, action], -1))
-
-    def encode_goal(self, goal):
-        return self.g_encoder(goal)
 
 
 def param_count(params) -> int:

@@ -217,9 +217,12 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
     key = jax.random.PRNGKey(cfg.seed)
     key, k_init, k_eval = jax.random.split(key, 3)
     ts = trainer.init(k_init)
+    actor_params = param_count(ts.actor_params)
     sizes = {
-        "actor_params": param_count(ts.actor_params),
-        "critic_params": param_count(ts.critic_params),
+        "agent": cfg.agent.name,
+        "actor_params": actor_params,
+        # everything else the run learns and saves (the agent's critics; 0 for GCSL)
+        "critic_params": param_count(trainer.params(ts)) - actor_params,
         **cfg.schedule(),  # the schedule rule and pipeline options, with the resulting numbers
         "buffer_rows": trainer.capacity,
         "devices": [str(d) for d in jax.devices()],
@@ -241,7 +244,7 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
         NonFiniteGuard(checkpointer),
         checkpointing,
         *callbacks,
-        *([SaveParams(run_dir)] if cfg.logging.save_params else []),
+        *([SaveParams(run_dir, trainer.params)] if cfg.logging.save_params else []),
     ]
     ts, progress = train_loop(
         trainer, ts, k_eval, start_epoch, t.num_epochs, loop_callbacks, wall_start,

@@ -1,10 +1,11 @@
-"""The CRL trainer as pure functions over one `TrainState` pytree.
+"""The trainer as pure functions over one `TrainState` pytree, the same for every agent
+(crl.agents: the agent is its networks, losses and update; this module never asks which).
 
     prefill:        unrolls of random actions (or of the untrained actor) -> buffer
                                                                     (one jitted scan)
-    training step:  unroll the stochastic actor in all envs -> insert into the buffer
-    (update phase)  -> `sgd_steps_per_training_step` x (sample + relabel, critic, actor,
-                    alpha updates)                                  (one lax.scan)
+    training step:  unroll the agent's acting policy in all envs -> insert into the buffer
+    (update phase)  -> `sgd_steps_per_training_step` x (sample + relabel as the agent asks,
+                    the agent's update)                             (one lax.scan)
     epoch:          `training_steps_per_epoch` update phases, each one compiled program
                     with the state donated (the buffer is updated in place); Python loops
                     over phases (a stop request is honoured between two) and epochs.
@@ -16,29 +17,24 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
-from flax.training.train_state import TrainState as Learner
 
+from crl import agents
 from crl import buffer as replay
-from crl import losses
 from crl import sharding
 from crl.config import Config
 from crl.evaluate import evaluate
-from crl.networks import Actor, Critic, deterministic_action, sample_action
 from envs.base import EnvState, GoalEnv
 from envs.wrappers import TrainingEnv
 
 
 @struct.dataclass
 class TrainState:
-    """The whole state of a run, one pytree (a checkpoint restores it exactly). The three
-    learners are Flax `TrainState`s (parameters, Adam state, step; `apply_gradients`):
-    `actor`, `critic`, and `alpha`, whose parameters are {"log_alpha": scalar}."""
+    """The whole state of a run, one pytree (a checkpoint restores it exactly). `learner` is
+    the agent's learning state: a dict of Flax `TrainState`s (parameters, optimiser state,
+    step; `apply_gradients`), always with "actor", and of target parameters (crl.agents)."""
 
-    actor: Learner
-    critic: Learner
-    alpha: Learner
+    learner: dict
     buffer: replay.ReplayBuffer
     env_state: EnvState
     episode_ids: jax.Array  # (num_envs,) int32: current episode of each env
@@ -49,19 +45,12 @@ class TrainState:
 
     @property
     def actor_params(self):
-        return self.actor.params
+        return self.learner["actor"].params
 
-    @property
-    def critic_params(self):
-        return self.critic.params
 
-    @property
-    def log_alpha(self) -> jax.Array:
-        return self.alpha.params["log_alpha"]
-
-    def params(self) -> dict:
-        """What a run produces (params.msgpack's layout): actor, critic and log alpha."""
-        return {"actor": self.actor.params, "critic": self.critic.params, "log_alpha": self.log_alpha}
+def _mean_reported(x: jax.Array) -> jax.Array:
+    reported = ~jnp.isnan(x)
+    return jnp.where(jnp.any(reported), jnp.sum(jnp.where(reported, x, 0.0)) / jnp.maximum(jnp.sum(reported), 1), jnp.nan)
 
 
 class Trainer:
@@ -76,12 +65,8 @@ class Trainer:
         self.state_dim = env.state_dim
         self.goal_indices = tuple(env.goal_indices)
         self.action_size = env.action_size
-        self.actor = Actor(cfg.network.mlp("actor"), env.action_size, cfg.network.log_prob)
-        self.critic = Critic(cfg.network.mlp("critic"), cfg.network.repr_dim)
-        self.actor_opt = optax.adam(t.actor_lr)
-        self.critic_opt = optax.adam(t.critic_lr)
-        self.alpha_opt = optax.adam(t.alpha_lr)
-        self.target_entropy = t.target_entropy_scale * env.action_size
+        self.goal_dim = len(self.goal_indices)
+        self.agent = agents.make(cfg, env)
         self.capacity = replay.capacity_rows(t.buffer_size, t.unroll_length)
         self.mesh = sharding.data_mesh()
         self._state_shardings = None
@@ -99,24 +84,16 @@ class Trainer:
     # -- state ----------------------------------------------------------------------------
 
     def init_params(self, key: jax.Array) -> dict:
-        """Fresh parameters in params.msgpack's layout: {"actor", "critic", "log_alpha"}."""
-        k_actor, k_critic = jax.random.split(key)
-        state0 = jnp.zeros((1, self.state_dim))
-        goal0 = jnp.zeros((1, len(self.goal_indices)))
-        return {
-            "actor": self.actor.init(k_actor, state0, goal0)["params"],
-            "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
-            "log_alpha": jnp.zeros((), jnp.float32),
-        }
+        """Fresh parameters in params.msgpack's layout (the agent's; "actor" always)."""
+        return self.agent.init_params(key)
 
     def init_learner(self, key: jax.Array) -> dict:
-        """The TrainState fields that learn: actor, critic and alpha, each a Flax TrainState."""
-        params = self.init_params(key)
-        return dict(
-            actor=Learner.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
-            critic=Learner.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
-            alpha=Learner.create(apply_fn=None, params={"log_alpha": params["log_alpha"]}, tx=self.alpha_opt),
-        )
+        """The TrainState field that learns: the agent's learning state."""
+        return self.agent.init_learner(key)
+
+    def params(self, ts: TrainState) -> dict:
+        """What a run produces (params.msgpack), in `init_params`' layout."""
+        return self.agent.params(ts.learner)
 
     @functools.partial(jax.jit, static_argnums=0)
     def init(self, key: jax.Array) -> TrainState:
@@ -127,8 +104,8 @@ class Trainer:
         t = self.cfg.train
         k_learner, k_env, k_state = jax.random.split(key, 3)
         return TrainState(
-            **self.init_learner(k_learner),
-            buffer=replay.init(self.capacity, t.num_envs, self.state_dim, self.action_size),
+            learner=self.init_learner(k_learner),
+            buffer=replay.init(self.capacity, t.num_envs, self.state_dim, self.action_size, self.goal_dim),
             env_state=self.train_env.reset(k_env, t.num_envs),
             episode_ids=jnp.zeros((t.num_envs,), jnp.int32),
             key=k_state,
@@ -140,12 +117,12 @@ class Trainer:
     # -- acting ---------------------------------------------------------------------------
 
     def policy_sample(self, actor_params, state, goal, key):
-        mean, log_std = self.actor.apply({"params": actor_params}, state, goal)
-        return sample_action(mean, log_std, key, self.actor.log_prob)[0]
+        """The agent's acting policy (collection)."""
+        return self.agent.explore(actor_params, state, goal, key)
 
     def policy_deterministic(self, actor_params, state, goal, key=None):
-        mean, _ = self.actor.apply({"params": actor_params}, state, goal)
-        return deterministic_action(mean)
+        """The agent's evaluation policy."""
+        return self.agent.act(actor_params, state, goal)
 
     def collect(self, ts: TrainState, random_actions: bool) -> tuple[TrainState, dict]:
         """Unroll all envs for `unroll_length` steps and insert the unroll into the buffer."""
@@ -160,16 +137,16 @@ class Trainer:
             else:
                 action = self.policy_sample(ts.actor_params, s, g, key)
             nxt = self.train_env.step(env_state, action)
-            record = (s, action, episode_ids)
+            record = (s, action, episode_ids, g)
             stats = {"success": nxt.metrics["success"], "dist": nxt.metrics["dist"], "done": nxt.done}
             # A finished episode's next step belongs to a new episode of that env.
             return (nxt, episode_ids + (nxt.done > 0.5).astype(jnp.int32)), (record, stats)
 
         key, k_unroll = jax.random.split(ts.key)
         keys = jax.random.split(k_unroll, self.cfg.train.unroll_length)
-        (env_state, episode_ids), ((s, a, ids), stats) = jax.lax.scan(step, (ts.env_state, ts.episode_ids), keys)
+        (env_state, episode_ids), ((s, a, ids, g), stats) = jax.lax.scan(step, (ts.env_state, ts.episode_ids), keys)
         ts = ts.replace(
-            buffer=replay.insert(ts.buffer, s, a, ids),
+            buffer=replay.insert(ts.buffer, s, a, ids, g),
             env_state=env_state,
             episode_ids=episode_ids,
             key=key,
@@ -184,68 +161,28 @@ class Trainer:
 
     # -- learning -------------------------------------------------------------------------
 
-    def critic_loss(self, critic_params, batch: replay.Batch):
-        t = self.cfg.train
-        phi, psi = self.critic.apply({"params": critic_params}, batch.state, batch.action, batch.goal)
-        logits = losses.energy_matrix(phi, psi, t.energy)
-        return losses.contrastive_loss(logits, t.contrastive_loss, t.logsumexp_penalty)
-
-    def actor_loss(self, actor_params, critic_params, log_alpha, batch: replay.Batch, key):
-        mean, log_std = self.actor.apply({"params": actor_params}, batch.state, batch.goal)
-        action, log_prob = sample_action(mean, log_std, key, self.actor.log_prob)
-        phi, psi = self.critic.apply({"params": critic_params}, batch.state, action, batch.goal)
-        q = losses.energy_pairs(phi, psi, self.cfg.train.energy)
-        loss = losses.actor_loss(log_prob, q, jnp.exp(log_alpha))
-        return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "log_prob": log_prob}
-
     def sgd_step(self, ts: TrainState, key: jax.Array, windows: replay.Windows | None = None) -> tuple[TrainState, dict]:
-        """Sample and relabel a batch (uniformly, or the batch `windows` names), then update
-        critic, actor and temperature."""
+        """Sample a batch (uniformly, or the batch `windows` names) with the goals the agent
+        asks for and their rewards, then take the agent's update step."""
         t = self.cfg.train
         k_sample, k_update = jax.random.split(key)
+        goals = dict(relabelling=self.agent.relabelling, reward_fn=self.env.goal_reward)
         if windows is None:
             batch = replay.sample(
-                ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length
+                ts.buffer, k_sample, t.batch_size, t.discount, self.goal_indices, self.cfg.env.episode_length, **goals
             )
         else:
             batch = replay.sample_windows(
-                ts.buffer, windows, k_sample, t.discount, self.goal_indices, self.cfg.env.episode_length
+                ts.buffer, windows, k_sample, t.discount, self.goal_indices, self.cfg.env.episode_length, **goals
             )
         batch = sharding.constrain(batch, sharding.batch_sharding(self.mesh))
         ts, metrics = self.update(ts, batch, k_update)
         return ts, {**metrics, "goal_offset": jnp.mean(batch.offset.astype(jnp.float32))}
 
     def update(self, ts: TrainState, batch: replay.Batch, key: jax.Array) -> tuple[TrainState, dict]:
-        """One gradient step of the critic, the actor and alpha, on the same batch.
-
-        update_order critic_first (ours): the actor steps against the updated critic;
-        actor_first (the paper's code): against the critic as it was before this step.
-        The critic's step never depends on the actor, so only the actor's critic differs.
-        """
-        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(ts.critic.params, batch)
-        critic = ts.critic.apply_gradients(grads=critic_grads)
-
-        actor_critic = ts.critic.params if self.cfg.train.update_order == "actor_first" else critic.params
-        (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            ts.actor.params, actor_critic, ts.log_alpha, batch, key
-        )
-        actor = ts.actor.apply_gradients(grads=actor_grads)
-
-        log_prob = actor_metrics.pop("log_prob")
-        alpha_loss, alpha_grad = jax.value_and_grad(
-            lambda p: losses.alpha_loss(p["log_alpha"], log_prob, self.target_entropy)
-        )(ts.alpha.params)
-        alpha = ts.alpha.apply_gradients(grads=alpha_grad)
-
-        metrics = {
-            **critic_metrics,
-            **actor_metrics,
-            "alpha_loss": alpha_loss,
-            "alpha": jnp.exp(alpha.params["log_alpha"]),
-            "critic_grad_norm": optax.tree.norm(critic_grads),
-            "actor_grad_norm": optax.tree.norm(actor_grads),
-        }
-        return ts.replace(actor=actor, critic=critic, alpha=alpha, sgd_steps=ts.sgd_steps + 1), metrics
+        """The agent's SGD step on one batch."""
+        learner, metrics = self.agent.update(ts.learner, batch, key)
+        return ts.replace(learner=learner, sgd_steps=ts.sgd_steps + 1), metrics
 
     def training_step(self, ts: TrainState, _=None) -> tuple[TrainState, dict]:
         ts, collect_metrics = self.collect(ts, random_actions=False)
@@ -264,7 +201,9 @@ class Trainer:
             ts, sgd_metrics = jax.lax.scan(step, ts, (jax.random.split(k_sgd, n), windows.picks))
         else:
             ts, sgd_metrics = jax.lax.scan(self.sgd_step, ts, jax.random.split(k_sgd, n))
-        return ts, {**jax.tree.map(jnp.mean, sgd_metrics), **collect_metrics}
+        # The mean over the steps that report a metric (an agent reports NaN for a step it skips,
+        # e.g. TD3's delayed actor); NaN only where no step reports it.
+        return ts, {**jax.tree.map(_mean_reported, sgd_metrics), **collect_metrics}
 
     # -- phases (each one compiled program) ----------------------------------------------
 
@@ -286,7 +225,7 @@ class Trainer:
         `Config.training_steps_per_epoch` of these per epoch and checks for a stop request
         between them, so a stop never waits for a whole epoch."""
         ts, metrics = self.training_step(ts)
-        learned = ts.params()
+        learned = self.params(ts)
         params_finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(learned)]))
         return self._shard(ts), metrics, params_finite
 

@@ -78,6 +78,13 @@ class GoalEnv(abc.ABC):
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         """One control step; `action` is in [-1, 1]^action_size."""
 
+    def goal_reward(self, achieved: jax.Array, goal: jax.Array) -> jax.Array:
+        """The env's goal-reaching reward (what `step` reports as `EnvState.reward`): 1.0 where
+        the achieved goal coordinates `state[goal_indices]` lie within `success_radius` of
+        `goal`, else 0.0. Batched over leading axes; the TD agents learn from it, recomputed
+        for relabelled goals."""
+        return reached(jnp.linalg.norm(achieved - goal, axis=-1), self.spec.success_radius)
+
     # Convenience accessors so callers can write env.state_dim etc.
     @property
     def env_id(self) -> str:
@@ -138,8 +145,9 @@ def goal_metrics(
 ) -> dict[str, jax.Array]:
     """dist / success / success_easy for one env: the shared definition of reaching a goal."""
     dist = jnp.linalg.norm(achieved - goal)
-    return {
-        "dist": dist,
-        "success": (dist < radius).astype(jnp.float32),
-        "success_easy": (dist < radius_easy).astype(jnp.float32),
-    }
+    return {"dist": dist, "success": reached(dist, radius), "success_easy": reached(dist, radius_easy)}
+
+
+def reached(dist: jax.Array, radius: float) -> jax.Array:
+    """1.0 strictly inside the radius, else 0.0: the one definition of reaching a goal."""
+    return (dist < radius).astype(jnp.float32)

@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from crl import losses
+from crl.agents.crl import losses
 
 PHI = jnp.array([[0.0, 0.0], [1.0, 0.0]])
 PSI = jnp.array([[0.0, 1.0], [1.0, 1.0]])

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from crl.agents.crl.networks import Critic
 from crl.networks import (
     Actor,
-    Critic,
     MLPConfig,
     ResidualMLP,
     param_count,
@@ -272,7 +272,7 @@ def test_the_trainer_samples_and_scores_actions_with_the_configured_form():
     for form in ("exact", "paper"):
         cfg = from_dict({"env": {"id": "point_u_maze"}, "network": {"depth": 0, "width": 16, "log_prob": form}})
         trainer = Trainer(cfg, *build_envs(cfg))
-        assert trainer.actor.log_prob == form
+        assert trainer.agent.actor.log_prob == form
         params = trainer.init_params(jax.random.PRNGKey(0))
         # Push the actor's means far out so that the two forms differ by whole nats.
         params["actor"]["trunk"]["head"]["bias"] = params["actor"]["trunk"]["head"]["bias"].at[:2].set(9.0)
@@ -280,8 +280,8 @@ def test_the_trainer_samples_and_scores_actions_with_the_configured_form():
         goal = jax.random.normal(jax.random.PRNGKey(2), (8, len(trainer.goal_indices)))
         batch = types.SimpleNamespace(state=state, goal=goal)  # what actor_loss reads of a Batch
         key = jax.random.PRNGKey(3)
-        _, aux = trainer.actor_loss(params["actor"], params["critic"], params["log_alpha"], batch, key)
-        mean, log_std = trainer.actor.apply({"params": params["actor"]}, state, goal)
+        _, aux = trainer.agent.actor_loss(params["actor"], params["critic"], params["log_alpha"], batch, key)
+        mean, log_std = trainer.agent.actor.apply({"params": params["actor"]}, state, goal)
         for other in ("exact", "paper"):
             expected = sample_action(mean, log_std, key, other)[1]
             same = bool(jnp.allclose(aux["log_prob"], expected, rtol=1e-6))

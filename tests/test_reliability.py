@@ -161,7 +161,9 @@ def test_guard_keeps_the_last_good_checkpoint_untouched(tmp_path, monkeypatch):
         ts, metrics, finite = original(self, ts)
         calls.append(1)
         if len(calls) == 15:
-            ts = ts.replace(critic=ts.critic.replace(params=jax.tree.map(lambda x: x * jnp.nan, ts.critic.params)))
+            critic = ts.learner["critic"]
+            critic = critic.replace(params=jax.tree.map(lambda x: x * jnp.nan, critic.params))
+            ts = ts.replace(learner={**ts.learner, "critic": critic})
             finite = jnp.array(False)
         return ts, metrics, finite
 

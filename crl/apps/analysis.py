@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from crl import losses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,12 +131,16 @@ class ValueMap:
 
 
 def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> ValueMap:
-    """f(phi(s, pi(s, g)), psi(g)) for s on a grid over the maze's free cells, g fixed.
+    """The critic's value of the deterministic policy's action for s on a grid over the
+    maze's free cells, g fixed: CRL's energy f(phi(s, pi(s, g)), psi(g)), the TD agents'
+    min_j Q_j(s, pi(s, g), g) (each agent's `value`; GCSL has no critic).
 
     trainer: a `crl.train.Trainer`; params: {"actor", "critic", ...} as
-    `crl.run.load_params` returns; env: a point maze (state = (x, y)); the action is
-    the deterministic policy's tanh(mean).
+    `crl.run.load_params` returns; env: a point maze (state = (x, y)).
     """
+    value = getattr(trainer.agent, "value", None)
+    if value is None:
+        raise ValueError(f"value_map: agent {trainer.agent.name} has no critic to map")
     maze = getattr(env, "maze", None)
     if maze is None or env.state_dim != 2:
         raise ValueError(f"value_map: {env.env_id} is not a 2-D maze whose state is (x, y)")
@@ -153,13 +156,7 @@ def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> Val
     goal = np.asarray(goal, np.float32).reshape(-1)
     goals = np.broadcast_to(goal, states.shape).astype(np.float32)
 
-    @jax.jit
-    def energies(actor_params, critic_params, s, g):
-        action = trainer.policy_deterministic(actor_params, s, g)
-        phi, psi = trainer.critic.apply({"params": critic_params}, s, action, g)
-        return losses.energy_pairs(phi, psi, trainer.cfg.train.energy)
-
-    values = np.asarray(energies(params["actor"], params["critic"], jnp.asarray(states), jnp.asarray(goals)))
+    values = np.asarray(jax.jit(value)(params, jnp.asarray(states), jnp.asarray(goals)))
     values = values.reshape(xx.shape)
     rows = np.floor(xx / cell + 0.5).astype(int).clip(0, n_rows - 1)
     cols = np.floor(yy / cell + 0.5).astype(int).clip(0, n_cols - 1)

@@ -13,6 +13,9 @@ Sections (each a table; all rows go to one JSON file):
   buffer    insert and sample+relabel time at 1k and 10k steps per env
   training  end-to-end env steps/s of a standard config, and the split of a training
             step between collection, sampling+relabelling and SGD
+  agents    one SGD step of each agent (crl, sac+her, td3+her, gcsl) at depths 4, 16, 64
+            (width 256, batch 256): time per step and FLOP/s from XLA's count of the
+            compiled step (cost_analysis), so agents with different networks compare alike
   memory    XLA's planned peak (temporaries + arguments) of a depth-1024 update with and
             without per-block rematerialisation
 
@@ -120,10 +123,12 @@ class _SizesOnly:
 
 
 def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: bool = False, dtype: str = "float32",
-                 network: dict | None = None):
-    """(jitted update, TrainState, Batch, key) for a synthetic batch of the ant's sizes."""
+                 network: dict | None = None, agent: dict | None = None):
+    """(jitted update, TrainState, Batch, key) for a synthetic batch of the ant's sizes;
+    `agent`: the agent's settings ({"name": "sac", "her": True}; default CRL)."""
     cfg = from_dict(
         {
+            "agent": agent or {},
             "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
                         "actor_width": width, "critic_width": width, "scan_blocks": scan, "remat": remat,
                         "dtype": dtype, **(network or {})},
@@ -135,7 +140,7 @@ def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: b
     env, _ = build_envs(cfg)
     trainer = Trainer(cfg, _SizesOnly(env))
     learner = jax.jit(trainer.init_learner)(jax.random.PRNGKey(0))
-    ts = TrainState(**learner, buffer=None, env_state=None, episode_ids=None, key=None,
+    ts = TrainState(learner=learner, buffer=None, env_state=None, episode_ids=None, key=None,
                     env_steps=jnp.zeros((), jnp.int32), sgd_steps=jnp.zeros((), jnp.int32),
                     epoch=jnp.zeros((), jnp.int32))
     k = jax.random.split(jax.random.PRNGKey(1), 4)
@@ -147,6 +152,9 @@ def update_setup(depth: int, width: int, batch: int, scan: bool = True, remat: b
         horizon=jnp.ones((batch,), jnp.int32),
         episode_id=jnp.zeros((batch,), jnp.int32),
         goal_episode_id=jnp.zeros((batch,), jnp.int32),
+        next_state=jax.random.normal(k[0], (batch, STATE_DIM)) + 0.1,
+        reward=(jax.random.uniform(k[2], (batch,)) < 0.1).astype(jnp.float32),
+        relabelled=jnp.ones((batch,), bool),
     )
     return jax.jit(trainer.update, donate_argnums=0), ts, data, k[3]
 
@@ -163,6 +171,28 @@ def bench_update(depth: int, width: int, batch: int, repeats: int, ceiling: floa
             "blocks": "scan" if scan else "unrolled", "dtype": dtype, "compile_s": compile_s,
             "update_s": seconds, "update_ms": 1e3 * seconds, "flops": flops, "ceiling_ratio": flops / ceiling,
             "finite": bool(jnp.isfinite(m["critic_loss"]))}
+
+
+AGENT_SETTINGS = {"crl": {"name": "crl"}, "sac+her": {"name": "sac", "her": True},
+                  "td3+her": {"name": "td3", "her": True}, "gcsl": {"name": "gcsl"}}
+
+
+def bench_agent_update(agent: str, depth: int, width: int, batch: int, repeats: int, ceiling: float,
+                       rounds: int = 3) -> dict:
+    """One SGD step of `agent` (a key of AGENT_SETTINGS): compile time, time per step, and
+    FLOP/s from XLA's own count of the compiled step (so every agent is counted alike)."""
+    step, ts, data, key = update_setup(depth, width, batch, agent=AGENT_SETTINGS[agent])
+    t0 = time.perf_counter()
+    compiled = step.lower(ts, data, key).compile()
+    compile_s = time.perf_counter() - t0
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flop_count = float(cost.get("flops", float("nan")))
+    seconds, (ts, m) = _time_threaded(lambda out: compiled(out[0], data, key), (ts, None), repeats, rounds)
+    return {"section": "agents", "agent": agent, "depth": depth, "width": width, "batch": batch,
+            "compile_s": compile_s, "update_s": seconds, "update_ms": 1e3 * seconds, "xla_flop_count": flop_count,
+            "flops": flop_count / seconds, "ceiling_ratio": flop_count / seconds / ceiling,
+            "finite": bool(all(jnp.isfinite(v) | jnp.isnan(v) for v in jax.tree.leaves(m)))}
 
 
 def update_memory(depth: int, width: int, batch: int, remat: bool) -> dict:
@@ -306,7 +336,11 @@ def run(argv=None) -> dict:
                         help="env(s) for the collection and training sections (e.g. point_u_maze ant)")
     parser.add_argument("--num-envs", type=int, default=64)
     parser.add_argument("--sections", nargs="+",
-                        default=["ceiling", "update", "collect", "buffer", "training", "memory"])
+                        default=["ceiling", "update", "agents", "collect", "buffer", "training", "memory"])
+    parser.add_argument("--agents", nargs="+", default=list(AGENT_SETTINGS), choices=list(AGENT_SETTINGS),
+                        help="agents of the agents section")
+    parser.add_argument("--agent-depths", nargs="+", type=int, default=[4, 16, 64],
+                        help="depths of the agents section")
     parser.add_argument("--depths", nargs="+", type=int, default=None,
                         help="update depths (default: 4 16 64 1024 with --quick, else also 256)")
     parser.add_argument("--batches", nargs="+", type=int, default=None,
@@ -332,6 +366,14 @@ def run(argv=None) -> dict:
         _print("update (width 256)", upd, [("depth", "depth", "d"), ("batch", "batch", "d"),
                                            ("compile s", "compile_s", ".2f"), ("update ms", "update_ms", ".1f"),
                                            ("FLOP/s", "flops", ".3e"), ("of ceiling", "ceiling_ratio", ".2f")])
+    if "agents" in args.sections:
+        ag = [bench_agent_update(agent, depth, 256, 256, repeats, ceiling["flops"])
+              for agent in args.agents for depth in args.agent_depths]
+        rows += ag
+        _print("one SGD step per agent (width 256, batch 256; FLOPs counted by XLA)", ag,
+               [("agent", "agent", ""), ("depth", "depth", "d"), ("compile s", "compile_s", ".2f"),
+                ("update ms", "update_ms", ".1f"), ("FLOP/step", "xla_flop_count", ".3e"),
+                ("FLOP/s", "flops", ".3e"), ("of ceiling", "ceiling_ratio", ".2f")])
     if "collect" in args.sections:
         col = [row for env_id in args.env for row in bench_collect(env_id, args.num_envs, repeats)]
         rows += col

@@ -80,7 +80,7 @@ class Videos(Callback):
         v = self.cfg.video
         try:
             info = render_run_video(
-                self.run_dir, self.cfg, jax.device_get(state.params()), v.episodes,
+                self.run_dir, self.cfg, jax.device_get(self.trainer.params(state)), v.episodes,
                 pathlib.Path("videos") / name, trainer=self.trainer, width=v.width, height=v.height, seed=self.cfg.seed,
             )
             log.info("video: %s (%d frames)", info["video"], info["frames"])

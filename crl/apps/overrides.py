@@ -25,6 +25,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import OmegaConf
 
 import envs.registry
+from crl import agents
 from crl.config import Config, ConfigError, from_dict
 from crl.run import build_envs
 
@@ -70,6 +71,11 @@ def hydra_error_line(err: Exception, overrides: list[str]) -> str:
         section, _, leaf = key.rpartition(".")
         sections = _sections()
         given = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), key)
+        if section == "agent":
+            name = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "agent"), agents.DEFAULT)
+            if name in agents.AGENTS:
+                fields = [f.name for f in dataclasses.fields(agents.config_class(name))]
+                return f"{key}: not a setting of agent {name} (in {given!r}); its settings: {', '.join(fields)}"
         if section in sections and sections[section]:
             return f"{key}: unknown key (in {given!r}); allowed keys here: {', '.join(sections[section])}"
         if not section and key not in sections:

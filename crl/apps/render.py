@@ -229,7 +229,7 @@ def render_run_video(
 def load_checkpoint_params(run_dir: pathlib.Path, trainer, checkpoint: str) -> dict:
     """Parameters of a training checkpoint in <run_dir>/checkpoints: `latest` (the newest
     intact one) or an epoch number (checkpoints/epoch_<N>). Same structure as
-    `crl.run.load_params`: {"actor", "critic", "log_alpha"}."""
+    `crl.run.load_params`: the agent's layout, {"actor", ...}."""
     directory = pathlib.Path(run_dir) / "checkpoints"
     checkpointer = ckpt.Checkpointer(directory)
     template = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
@@ -255,7 +255,7 @@ def load_checkpoint_params(run_dir: pathlib.Path, trainer, checkpoint: str) -> d
 
         target = template if manifest.get("include_buffer", True) else template.replace(buffer=None)
         state = ocp.StandardCheckpointer().restore(path / "state", target)
-    return state.params()
+    return trainer.params(state)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from crl import rundir
 from crl.apps import enable_compilation_cache
 from crl.apps.callbacks import app_callbacks
+from crl import agents
 from crl.apps.overrides import compose_jobs
 from crl.checkpoint import CheckpointError
 from crl.config import Config, ConfigError, default_tree, from_dict
@@ -40,7 +41,12 @@ def register_configs() -> None:
     """Hydra's base config is the library's dataclass defaults (`crl.config`), registered
     as the node `crl_defaults` that conf/config.yaml composes first: each default is written
     once, and conf/ holds only tasks, presets and launchers. Idempotent."""
-    ConfigStore.instance().store(name="crl_defaults", node=default_tree(Config))
+    store = ConfigStore.instance()
+    store.store(name="crl_defaults", node=default_tree(Config))
+    # Each agent's settings with their defaults (crl.agents.<name>.Config); conf/agent/<name>.yaml
+    # composes its node, so an agent's defaults too are written once.
+    for name in agents.AGENTS:
+        store.store(group="agent_defaults", name=name, node=default_tree(agents.config_class(name)))
     # ${crl_or:a,b}: a unless it is null (run-dir names show derived depths and widths).
     if not OmegaConf.has_resolver("crl_or"):
         OmegaConf.register_new_resolver("crl_or", lambda value, fallback: fallback if value is None else value)

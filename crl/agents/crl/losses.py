@@ -1,4 +1,4 @@
-"""Energies, contrastive critic losses, and the actor and temperature losses of CRL.
+"""CRL's losses: energies, the contrastive critic losses, the actor and temperature losses.
 
 Logits: `logits[i, j] = f(phi(s_i, a_i), psi(g_j))`; the positives are on the diagonal
 (g_i is a future state of the trajectory of (s_i, a_i)), every other column a negative.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from crl.agents.common import alpha_loss  # noqa: F401  SAC's temperature loss, shared
 
 ENERGIES = ("l2", "l2_squared", "dot", "cosine")
 CONTRASTIVE_LOSSES = ("forward", "backward", "symmetric")
@@ -99,8 +101,3 @@ def contrastive_loss(logits: jax.Array, kind: str, logsumexp_penalty: float) -> 
 def actor_loss(log_prob: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
     """mean(alpha * log pi(a|s,g) - f(s, a, g)); alpha is held fixed for this loss."""
     return jnp.mean(jax.lax.stop_gradient(alpha) * log_prob - q)
-
-
-def alpha_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
-    """SAC temperature loss: alpha grows while the entropy is below its target."""
-    return jnp.mean(jnp.exp(log_alpha) * jax.lax.stop_gradient(-log_prob - target_entropy))

@@ -1,0 +1,112 @@
+"""SAC's learner: per SGD step the twin critics against Polyak targets, then the actor
+and the temperature (update_order as CRL's: critic_first, the actor steps against the
+updated critics; actor_first, against the critics before this step), then the targets."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training.train_state import TrainState
+
+from crl.agents.common import GaussianPolicy, alpha_loss, grad_norm, polyak
+from crl.agents.sac import losses
+from crl.agents.sac.networks import TwinQ
+from crl.buffer import Relabelling
+
+
+class SAC(GaussianPolicy):
+    name = "sac"
+
+    def __init__(self, cfg, env):
+        super().__init__(cfg, env)
+        t, a = cfg.train, cfg.agent
+        self.config, self.train = a, t
+        # Without HER every goal is the commanded one; HER's "future" goals are uniform over the steps left.
+        self.relabelling = Relabelling(future_fraction=a.her_fraction if a.her else 0.0, offsets="uniform")
+        self.critic = TwinQ(cfg.network.mlp("critic"))
+        self.actor_opt, self.critic_opt, self.alpha_opt = optax.adam(t.actor_lr), optax.adam(t.critic_lr), optax.adam(t.alpha_lr)
+        self.target_entropy = t.target_entropy_scale * env.action_size
+
+    def init_params(self, key) -> dict:
+        k_actor, k_critic = jax.random.split(key)
+        state0, goal0 = jnp.zeros((1, self.state_dim)), jnp.zeros((1, self.goal_dim))
+        return {
+            "actor": self.init_actor(k_actor),
+            "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
+            "log_alpha": jnp.zeros((), jnp.float32),
+        }
+
+    def init_learner(self, key) -> dict:
+        params = self.init_params(key)
+        return dict(
+            actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
+            critic=TrainState.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
+            target_critic=jax.tree.map(jnp.copy, params["critic"]),
+            alpha=TrainState.create(apply_fn=None, params={"log_alpha": params["log_alpha"]}, tx=self.alpha_opt),
+        )
+
+    def params(self, learner) -> dict:
+        return {"actor": learner["actor"].params, "critic": learner["critic"].params,
+                "log_alpha": learner["alpha"].params["log_alpha"]}
+
+    def value(self, params, state, goal):
+        """min_j Q_j(s, pi(s, g), g) with the deterministic action (value maps)."""
+        return jnp.min(self.q(params["critic"], state, self.act(params["actor"], state, goal), goal), axis=0)
+
+    def q(self, critic_params, state, action, goal):
+        return self.critic.apply({"params": critic_params}, state, action, goal)
+
+    def critic_loss(self, critic_params, target_params, actor_params, alpha, batch, key):
+        next_action, next_log_prob = self.sample(actor_params, batch.next_state, batch.goal, key)
+        next_q = self.q(target_params, batch.next_state, next_action, batch.goal)
+        target = losses.td_target(batch.reward, next_q, next_log_prob, alpha, self.train.discount,
+                                  self.config.reward_scale)
+        q = self.q(critic_params, batch.state, batch.action, batch.goal)
+        mask = (batch.horizon > 0).astype(jnp.float32)
+        loss = losses.critic_loss(q, target, mask)
+        return loss, {"critic_loss": loss, "q_mean": jnp.mean(q), "q_target_mean": jnp.mean(target),
+                      "reward_mean": jnp.mean(batch.reward), "relabelled": jnp.mean(batch.relabelled.astype(jnp.float32))}
+
+    def actor_loss(self, actor_params, critic_params, alpha, batch, key):
+        action, log_prob = self.sample(actor_params, batch.state, batch.goal, key)
+        loss = losses.actor_loss(log_prob, self.q(critic_params, batch.state, action, batch.goal), alpha)
+        return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_prob), "log_prob": log_prob}
+
+    def update(self, learner: dict, batch, key) -> tuple[dict, dict]:
+        k_critic, k_actor = jax.random.split(key)
+        alpha = jnp.exp(learner["alpha"].params["log_alpha"])
+        old = learner["critic"]
+        (_, critic_metrics), critic_grads = jax.value_and_grad(self.critic_loss, has_aux=True)(
+            old.params, learner["target_critic"], learner["actor"].params, alpha, batch, k_critic
+        )
+        critic = old.apply_gradients(grads=critic_grads)
+
+        actor_critic = old.params if self.train.update_order == "actor_first" else critic.params
+        (_, actor_metrics), actor_grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            learner["actor"].params, actor_critic, alpha, batch, k_actor
+        )
+        actor = learner["actor"].apply_gradients(grads=actor_grads)
+
+        log_prob = actor_metrics.pop("log_prob")
+        a_loss, alpha_grad = jax.value_and_grad(
+            lambda p: alpha_loss(p["log_alpha"], log_prob, self.target_entropy)
+        )(learner["alpha"].params)
+        alpha_state = learner["alpha"].apply_gradients(grads=alpha_grad)
+
+        metrics = {
+            **critic_metrics,
+            **actor_metrics,
+            "alpha_loss": a_loss,
+            "alpha": jnp.exp(alpha_state.params["log_alpha"]),
+            "critic_grad_norm": grad_norm(critic_grads),
+            "actor_grad_norm": grad_norm(actor_grads),
+        }
+        return dict(
+            actor=actor, critic=critic, alpha=alpha_state,
+            target_critic=polyak(learner["target_critic"], critic.params, self.config.tau),
+        ), metrics
+
+
+def make(cfg, env) -> SAC:
+    return SAC(cfg, env)
