@@ -58,6 +58,11 @@ EXPECTED = {
         48,
     ),
     "cpu_depth_threshold": ({"network.depth": [32, 16, 8, 4], "seed": [0, 1, 2]}, 12),
+    "baselines_cpu": ({"network.depth": [16, 4], "agent": ["sac_her", "td3_her", "crl", "gcsl"], "seed": [0, 1, 2]},
+                      24),
+    "baselines_vs_depth": ({"env": ["humanoid", "ant_big_maze", "ant_u4_maze", "arm_push_easy"],
+                            "agent": ["crl", "sac", "sac_her", "td3_her", "gcsl"], "network.depth": DEPTHS,
+                            "seed": [0, 1, 2]}, 300),
 }
 
 # The paper's update schedule and data pipeline (train.sgd_schedule, reset_mode, prefill_policy,
@@ -188,7 +193,7 @@ def one_axis_at_a_time(grid: dict) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold"}))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold", "baselines_cpu"}))
 def test_preset_jobs_compose_with_every_task(name):
     """Every task of a paper preset has its conf/env file, and every grid value composes
     and validates with each task."""
@@ -210,6 +215,9 @@ def test_preset_jobs_compose_with_every_task(name):
                     assert getattr(net, key) == value, (job, key)
         if "network.depth" in chosen:
             assert net.actor_depth == net.critic_depth == int(chosen["network.depth"])
+        if "agent" in chosen:
+            assert cfg.agent.name == chosen["agent"].split("_")[0]
+            assert getattr(cfg.agent, "her", False) == chosen["agent"].endswith("_her"), job
         for key in ("network.actor_depth", "network.critic_depth", "train.batch_size"):
             if key in chosen:
                 section, field = key.split(".")
@@ -255,7 +263,7 @@ def test_command_line_narrows_a_preset_sweep():
 
 
 def fake_run(root: pathlib.Path, name: str, env="point_u_maze", depth=4, width=256, batch=256, seed=0,
-             final=10.0, epochs=3, num_epochs=3, params=(1000, 2000)) -> pathlib.Path:
+             final=10.0, epochs=3, num_epochs=3, params=(1000, 2000), agent=None) -> pathlib.Path:
     """A run dir as crl-train writes it: config.yaml, metrics.csv, run_info.json."""
     run = root / name
     run.mkdir(parents=True)
@@ -266,6 +274,7 @@ def fake_run(root: pathlib.Path, name: str, env="point_u_maze", depth=4, width=2
                     "layer_norm": True, "residual": True},
         "train": {"batch_size": batch, "num_envs": 64, "num_epochs": num_epochs},
         "seed": seed,
+        **({"agent": agent} if agent else {}),
     }
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     rows = [
@@ -341,6 +350,38 @@ def crl_collect(*args, capsys=None):
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_agents_are_a_column_and_the_baselines_summary_is_published(tmp_path):
+    """crl-collect's `agent` column (crl for runs from before agents; sac+her where HER is on)
+    groups the aggregate; experiments/baselines_results.py writes the issue's summary.csv
+    and figures from such a sweep."""
+    import importlib.util
+
+    from crl.apps.collect import aggregate, collect_runs
+
+    root = tmp_path / "sweep"
+    n = 0
+    for agent, name in ((None, "crl"), ({"name": "sac", "her": True}, "sac+her"), ({"name": "gcsl"}, "gcsl")):
+        for depth in (4, 16):
+            for seed in (0, 1):
+                fake_run(root, f"{n}_{name}_d{depth}_s{seed}", depth=depth, seed=seed, agent=agent,
+                         final=depth + seed + (10 if name == "crl" else 0))
+                n += 1
+    df = collect_runs(root)
+    assert sorted(df.agent.unique()) == ["crl", "gcsl", "sac+her"] and list(df.columns)[0] == "agent"
+    table = aggregate(df)
+    assert len(table) == 6 and set(table.n_seeds) == {2}
+    spec = importlib.util.spec_from_file_location("baselines_results", REPO / "experiments" / "baselines_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "out"
+    assert module.main([str(root), "--out", str(out)]) == 0
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns[:6]) == ["agent", "env", "depth", "n_seeds", "time_at_goal_mean", "time_at_goal_se"]
+    crl16 = summary[(summary.agent == "crl") & (summary.depth == 16)].iloc[0]
+    assert crl16.time_at_goal_mean == pytest.approx(26.5) and crl16.n_seeds == 2
+    assert (out / "time_at_goal_vs_depth.png").stat().st_size > 1000 and (out / "learning_curves.png").is_file()
 
 
 def test_crl_collect_writes_csv_and_aggregates(sweep, tmp_path, capsys):

@@ -43,18 +43,21 @@ print(json.dumps({"devices": jax.local_device_count(), "row": row}))
 """
 
 
-def _run_with_devices(n, run_dir):
+def _run_with_devices(n, run_dir, agent="crl"):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
            "CRL_JAX_CACHE": str(REPO / ".jax_cache")}
-    out = subprocess.run([sys.executable, "-c", RUN, json.dumps(TINY), str(run_dir)], env=env,
+    config = {**TINY, "agent": {"name": agent, **({"her": True} if agent == "sac" else {})}}
+    out = subprocess.run([sys.executable, "-c", RUN, json.dumps(config), str(run_dir)], env=env,
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_two_devices_match_one_device(tmp_path):
-    one = _run_with_devices(1, tmp_path / "one")
-    two = _run_with_devices(2, tmp_path / "two")
+@pytest.mark.parametrize("agent", ["crl", "sac"])
+def test_two_devices_match_one_device(tmp_path, agent):
+    """Sharding is the trainer's, the same for every agent (SAC+HER: twin Q, targets, HER)."""
+    one = _run_with_devices(1, tmp_path / "one", agent)
+    two = _run_with_devices(2, tmp_path / "two", agent)
     assert one["devices"] == 1 and two["devices"] == 2
     a, b = _losses(tmp_path / "one"), _losses(tmp_path / "two")
     assert np.all(np.isfinite(b))

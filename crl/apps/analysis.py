@@ -89,18 +89,20 @@ def critical_depths(table, metric: str = "time_at_goal", depth: str = "critic_de
     return pd.DataFrame(rows)
 
 
-def depth_summary(table, metrics: tuple[str, ...] = ("time_at_goal", "success_any")):
+def depth_summary(table, metrics: tuple[str, ...] = ("time_at_goal", "success_any"), by: tuple[str, ...] = ("env",)):
     """The depth sweep's summary: one row per (task, depth) of runs whose actor and critic
-    have the same depth, from a `crl.apps.collect.aggregate` table. Columns: env, depth,
-    n_seeds, then `<metric>_mean` and `<metric>_se` per metric (docs/results/*/summary.csv)."""
+    have the same depth, from a `crl.apps.collect.aggregate` table (`by`: the columns that
+    name a curve, e.g. ("agent", "env")). Columns: `by`, depth, n_seeds, then
+    `<metric>_mean` and `<metric>_se` per metric (docs/results/*/summary.csv)."""
     same = table[table.actor_depth == table.critic_depth]
-    columns = ["env", "critic_depth", "n_seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "se")]
+    columns = [*by, "critic_depth", "n_seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "se")]
     missing = [c for c in columns if c not in same]
     if missing:
         raise ValueError(f"depth_summary: the table has no column {', '.join(missing)}")
-    if same.duplicated(["env", "critic_depth"]).any():
-        raise ValueError("depth_summary: several configurations per task and depth; select one width and batch first")
-    out = same[columns].rename(columns={"critic_depth": "depth"}).sort_values(["env", "depth"])
+    if same.duplicated([*by, "critic_depth"]).any():
+        raise ValueError(f"depth_summary: several configurations per {', '.join(by)} and depth; "
+                         "select one width and batch first")
+    out = same[columns].rename(columns={"critic_depth": "depth"}).sort_values([*by, "depth"])
     return out.reset_index(drop=True)
 
 

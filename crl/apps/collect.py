@@ -48,8 +48,14 @@ CONFIG_COLUMNS: dict[str, tuple[str, ...]] = {
     "episode_length": ("env", "episode_length"),
     "seed": ("seed",),
 }
-# The columns `aggregate` groups by (every setting except the seed).
-GROUP_COLUMNS = [c for c in CONFIG_COLUMNS if c != "seed"]
+# The columns `aggregate` groups by (every setting except the seed); `agent` is the agent's
+# name with "+her" where HER is on (sac+her), "crl" for runs from before agents existed.
+GROUP_COLUMNS = ["agent"] + [c for c in CONFIG_COLUMNS if c != "seed"]
+
+
+def agent_label(cfg: dict) -> str:
+    agent = cfg.get("agent") or {}
+    return str(agent.get("name", "crl")) + ("+her" if agent.get("her") else "")
 METRIC_COLUMNS = ["time_at_goal", "success_any", "final_dist", "min_dist", "episode_length_eval"]
 
 
@@ -108,7 +114,7 @@ def _dig(cfg: dict, path: tuple[str, ...]):
 
 
 def _config_row(run_dir: pathlib.Path, cfg: dict) -> dict:
-    row = {name: _dig(cfg, path) for name, path in CONFIG_COLUMNS.items()}
+    row = {"agent": agent_label(cfg), **{name: _dig(cfg, path) for name, path in CONFIG_COLUMNS.items()}}
     info_path = run_dir / "run_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
     actor, critic = info.get("actor_params"), info.get("critic_params")
@@ -187,7 +193,7 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
                  "env_steps", "sgd_steps"):
         if name in df and df[name].notna().all():
             df[name] = df[name].astype("int64")
-    first = [c for c in CONFIG_COLUMNS if c in df]
+    first = [c for c in ("agent", *CONFIG_COLUMNS) if c in df]
     first += [c for c in ("epoch", "env_steps", "sgd_steps", "wall_time", *METRIC_COLUMNS, "param_count") if c in df]
     last = [c for c in ("actor_params", "critic_params", "num_epochs", "complete", "overrides", "path") if c in df]
     middle = [c for c in df.columns if c not in first and c not in last]

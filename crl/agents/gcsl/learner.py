@@ -1,5 +1,7 @@
 """GCSL's learner: one maximum-likelihood step of the actor on a batch of the agent's own
-transitions, each goal a future state of its own trajectory (uniform over the steps left)."""
+transitions, each goal a future state of its own trajectory (uniform over the steps left).
+The actor is `crl.networks.Actor` read as a Gaussian over the action (no tanh): acting
+samples it and clips to [-1, 1]; evaluation takes clip(mean)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,14 @@ class GCSL(GaussianPolicy):
         super().__init__(cfg, env)
         self.config = cfg.agent
         self.actor_opt = optax.adam(cfg.train.actor_lr)
+
+    def explore(self, actor_params, state, goal, key):
+        mean, log_std = self.actor.apply({"params": actor_params}, state, goal)
+        return jnp.clip(mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape), -1.0, 1.0)
+
+    def act(self, actor_params, state, goal, key=None):
+        mean, _ = self.actor.apply({"params": actor_params}, state, goal)
+        return jnp.clip(mean, -1.0, 1.0)
 
     def init_params(self, key) -> dict:
         return {"actor": self.init_actor(key)}
