@@ -190,3 +190,13 @@ def test_each_agent_resumes_exactly_after_ctrl_c_inside_an_epoch(agent, tmp_path
     run_training(cfg, tmp_path / "cut")
     assert deterministic_columns(read_csv(tmp_path / "cut" / "metrics.csv")) == reference
     assert any(k.startswith("train/actor_loss") for k in reference[0])
+    # the tools read the run as any other: crl-collect's agent column, crl-render's video
+    from crl.apps.collect import collect_runs, load_run
+    from crl.apps.render import render_run_video
+
+    assert list(collect_runs(tmp_path / "straight").agent) == [agent + ("+her" if agent != "gcsl" else "")]
+    cfg, _, params = load_run(tmp_path / "straight")
+    assert cfg.agent == from_dict({"agent": settings[agent]}).agent
+    video = render_run_video(tmp_path / "straight", cfg, params, episodes=1, out="videos/check.mp4", width=64,
+                             height=64, steps=5)
+    assert video["frames"] == 6
