@@ -69,7 +69,7 @@ class Checkpointing(Callback):
     """Saves every `every_epochs` epochs, at the end, and when a stop was requested (also
     inside an epoch: then with the update phases done so far and their metrics)."""
 
-    def __init__(self, checkpointer: Checkpointer, every_epochs: int, start_epoch: int):
+    def __init__(self, checkpointer: Checkpointer, every_epochs: int):
         self.checkpointer = checkpointer
         self.every_epochs = every_epochs
         self.last_saved: pathlib.Path | None = None

@@ -70,6 +70,15 @@ class Restored:
     phase_metrics: tuple[dict, ...] = ()  # those phases' metrics
 
 
+def complete_checkpoints(directory: str | pathlib.Path) -> list[pathlib.Path]:
+    """The renamed-into-place checkpoint dirs in `directory`, oldest first (not yet
+    verified; none where the directory does not exist). Needs no orbax."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
+
+
 def checkpoint_name(epoch: int, phase: int = 0) -> str:
     """epoch_000004, or epoch_000004_phase_000003 inside epoch 5 (sorts between 4 and 5)."""
     return f"{_PREFIX}{epoch:06d}" + (f"_phase_{phase:06d}" if phase else "")
@@ -175,9 +184,7 @@ class Checkpointer:
 
     def complete_checkpoints(self) -> list[pathlib.Path]:
         """Renamed-into-place checkpoint dirs, oldest first (not yet verified)."""
-        if not self.directory.is_dir():
-            return []
-        return sorted(p for p in self.directory.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
+        return complete_checkpoints(self.directory)
 
     def remove_partial(self) -> None:
         """Remove unfinished saves and rotated-out checkpoints whose deletion was cut short."""

@@ -236,7 +236,7 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
     # wall_time continues from the resumed run's last logged value
     wall_start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
     stop = StopOnSignal()
-    checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs, start_epoch)
+    checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs)
     loop_callbacks = [
         stop,
         MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step),

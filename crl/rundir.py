@@ -63,10 +63,7 @@ class RunLock:
         except BlockingIOError:
             holder = _read_holder(fd)
             os.close(fd)
-            raise RunDirError(
-                f"{key}: {str(run_dir)!r} is in use by another run ({holder}); wait for it to end or use "
-                "another directory"
-            ) from None
+            raise _in_use(key, run_dir, holder) from None
         previous = _read_holder(fd)
         if previous != "unknown process":
             log.warning("taking over %s: the run that held it (%s) is no longer running", path, previous)
@@ -118,9 +115,12 @@ def check_not_locked(run_dir: str | pathlib.Path, key: str = "hydra.run.dir") ->
     """Refuse a run dir another process holds, without taking it (a check before Hydra writes)."""
     who = holder(run_dir)
     if who is not None:
-        raise RunDirError(
-            f"{key}: {str(run_dir)!r} is in use by another run ({who}); wait for it to end or use another directory"
-        )
+        raise _in_use(key, run_dir, who)
+
+
+def _in_use(key: str, run_dir, who: str) -> RunDirError:
+    return RunDirError(f"{key}: {str(run_dir)!r} is in use by another run ({who}); wait for it to end or use "
+                       "another directory")
 
 
 def check_is_run_dir(run_dir: str | pathlib.Path, key: str = "hydra.run.dir") -> None:

@@ -29,7 +29,7 @@ from crl.apps import enable_compilation_cache
 from crl.apps.callbacks import app_callbacks
 from crl import agents
 from crl.apps.overrides import compose_jobs
-from crl.checkpoint import CheckpointError
+from crl.checkpoint import CheckpointError, complete_checkpoints
 from crl.config import Config, ConfigError, default_tree, from_dict
 from crl.run import Interrupted, NonFiniteError, build_envs, run_training
 from envs.mujoco_draw import as_gl_error
@@ -240,8 +240,7 @@ def precheck(argv: list[str]) -> None:
             rundir.check_is_run_dir(run_dir)
             cfg = jobs[0].cfg
             if not cfg.checkpoint.restart:
-                checkpoints = run_dir / "checkpoints"
-                has = checkpoints.is_dir() and any(p.name.startswith("epoch_") for p in checkpoints.iterdir())
+                has = bool(complete_checkpoints(run_dir / "checkpoints"))
                 rundir.check_resumable(run_dir, has, cfg.first_checkpoint_epoch)
         except ConfigError as err:
             _fail(EXIT_CONFIG, "config error", str(err))
