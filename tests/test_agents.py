@@ -122,15 +122,27 @@ def test_agent_settings_are_checked_in_one_line():
 
 
 def test_crl_train_refuses_an_unknown_agent_or_setting_in_one_line(tmp_path):
+    from crl.apps.overrides import compose_jobs
+    from crl.apps.train import CONF_DIR
+
     for args, start in [
-        (["agent=ppo"], "crl-train: config error: agent=ppo: no such agent config; choose one of crl, gcsl, sac, td3"),
-        (["agent.her=true"], "crl-train: config error: agent.her: not a setting of agent crl"),
-        (["agent=gcsl", "agent.tau=0.1"], "crl-train: config error: agent.tau: not a setting of agent gcsl"),
+        (["agent=ppo"], "agent=ppo: no such agent config; choose one of crl, gcsl, sac, sac_her, td3, td3_her"),
+        (["agent.her=true"], "agent.her: not a setting of agent crl (in 'agent.her=true'); its settings: name"),
+        (["agent=gcsl", "agent.tau=0.1"], "agent.tau: not a setting of agent gcsl"),
+        (["-m", "agent=sac,crl", "agent.her=true"], "agent.her: not a setting of agent crl"),
+        (["-m", "agent=sac,crl", "train.energy=dot"], "job 0 (agent=sac): train.energy: 'dot' is not allowed; only agent crl"),
     ]:
-        result = crl_train(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-        lines = [x for x in result.stderr.splitlines() if x.strip()]
-        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(start), result.stderr[-2000:]
-        assert not (tmp_path / "run").exists()
+        multirun = args[0] == "-m"
+        with pytest.raises(ConfigError) as info:
+            compose_jobs(str(CONF_DIR), args[1:] if multirun else args, multirun)
+        assert str(info.value).startswith(start) and "\n" not in str(info.value), str(info.value)
+    # the command: exit 2, the line, nothing written
+    result = crl_train("agent=gcsl", "agent.tau=0.1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert result.returncode == 2 and lines == [
+        "crl-train: config error: agent.tau: not a setting of agent gcsl (in 'agent.tau=0.1'); its settings: name"
+    ], result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
 
 
 def test_every_agent_has_the_interface_the_trainer_calls():

@@ -121,10 +121,10 @@ def compose_jobs(conf_dir: str, argv: list[str], multirun: bool) -> list[Job]:
             shared = set.intersection(*(set(o) for o in all_overrides)) if len(all_overrides) > 1 else set()
             for index, overrides in enumerate(all_overrides):
                 job = Job(index, overrides, None, tuple(o for o in overrides if o not in shared))
-                dcfg = _compose(conf_dir, overrides)
-                container = OmegaConf.to_container(dcfg, resolve=False)
-                container.pop("hydra", None)
                 try:
+                    dcfg = _compose(conf_dir, overrides)
+                    container = OmegaConf.to_container(dcfg, resolve=False)
+                    container.pop("hydra", None)
                     container = OmegaConf.to_container(OmegaConf.create(container), resolve=True)
                     job.cfg = from_dict(container)
                 except ConfigError as err:
