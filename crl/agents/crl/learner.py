@@ -10,48 +10,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax.training.train_state import TrainState
 
-from crl.agents.common import GaussianPolicy, grad_norm
+from crl.agents.common import SoftActorCritic, grad_norm
 from crl.agents.crl import losses
 from crl.agents.crl.networks import Critic
 from crl.buffer import Relabelling
 
 
-class CRL(GaussianPolicy):
+class CRL(SoftActorCritic):
     name = "crl"
     relabelling = Relabelling(future_fraction=1.0, offsets="geometric")
 
     def __init__(self, cfg, env):
-        super().__init__(cfg, env)
-        t = cfg.train
-        self.config = cfg.agent
-        self.train = t
-        self.critic = Critic(cfg.network.mlp("critic"), cfg.network.repr_dim)
-        self.actor_opt, self.critic_opt, self.alpha_opt = optax.adam(t.actor_lr), optax.adam(t.critic_lr), optax.adam(t.alpha_lr)
-        self.target_entropy = t.target_entropy_scale * env.action_size
-
-    def init_params(self, key) -> dict:
-        k_actor, k_critic = jax.random.split(key)
-        state0, goal0 = jnp.zeros((1, self.state_dim)), jnp.zeros((1, self.goal_dim))
-        return {
-            "actor": self.init_actor(k_actor),
-            "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
-            "log_alpha": jnp.zeros((), jnp.float32),
-        }
-
-    def init_learner(self, key) -> dict:
-        params = self.init_params(key)
-        return dict(
-            actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
-            critic=TrainState.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
-            alpha=TrainState.create(apply_fn=None, params={"log_alpha": params["log_alpha"]}, tx=self.alpha_opt),
-        )
-
-    def params(self, learner) -> dict:
-        return {"actor": learner["actor"].params, "critic": learner["critic"].params,
-                "log_alpha": learner["alpha"].params["log_alpha"]}
+        super().__init__(cfg, env, Critic(cfg.network.mlp("critic"), cfg.network.repr_dim))
 
     def value(self, params, state, goal):
         """f(phi(s, pi(s, g)), psi(g)) with the deterministic action (value maps)."""
@@ -87,11 +58,7 @@ class CRL(GaussianPolicy):
         )
         actor = learner["actor"].apply_gradients(grads=actor_grads)
 
-        log_prob = actor_metrics.pop("log_prob")
-        alpha_loss, alpha_grad = jax.value_and_grad(
-            lambda p: losses.alpha_loss(p["log_alpha"], log_prob, self.target_entropy)
-        )(learner["alpha"].params)
-        alpha = learner["alpha"].apply_gradients(grads=alpha_grad)
+        alpha, alpha_loss = self.alpha_step(learner["alpha"], actor_metrics.pop("log_prob"))
 
         metrics = {
             **critic_metrics,

@@ -6,49 +6,25 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
-from flax.training.train_state import TrainState
 
-from crl.agents.common import GaussianPolicy, alpha_loss, grad_norm, polyak
+from crl.agents.common import SoftActorCritic, grad_norm, polyak
 from crl.agents.sac import losses
 from crl.agents.sac.networks import TwinQ
 from crl.buffer import Relabelling
 
 
-class SAC(GaussianPolicy):
+class SAC(SoftActorCritic):
     name = "sac"
 
     def __init__(self, cfg, env):
-        super().__init__(cfg, env)
-        t, a = cfg.train, cfg.agent
-        self.config, self.train = a, t
+        super().__init__(cfg, env, TwinQ(cfg.network.mlp("critic")))
+        a = cfg.agent
         # Without HER every goal is the commanded one; HER's "future" goals are uniform over the steps left.
         self.relabelling = Relabelling(future_fraction=a.her_fraction if a.her else 0.0, offsets="uniform")
-        self.critic = TwinQ(cfg.network.mlp("critic"))
-        self.actor_opt, self.critic_opt, self.alpha_opt = optax.adam(t.actor_lr), optax.adam(t.critic_lr), optax.adam(t.alpha_lr)
-        self.target_entropy = t.target_entropy_scale * env.action_size
-
-    def init_params(self, key) -> dict:
-        k_actor, k_critic = jax.random.split(key)
-        state0, goal0 = jnp.zeros((1, self.state_dim)), jnp.zeros((1, self.goal_dim))
-        return {
-            "actor": self.init_actor(k_actor),
-            "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
-            "log_alpha": jnp.zeros((), jnp.float32),
-        }
 
     def init_learner(self, key) -> dict:
-        params = self.init_params(key)
-        return dict(
-            actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
-            critic=TrainState.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
-            target_critic=jax.tree.map(jnp.copy, params["critic"]),
-            alpha=TrainState.create(apply_fn=None, params={"log_alpha": params["log_alpha"]}, tx=self.alpha_opt),
-        )
-
-    def params(self, learner) -> dict:
-        return {"actor": learner["actor"].params, "critic": learner["critic"].params,
-                "log_alpha": learner["alpha"].params["log_alpha"]}
+        learner = super().init_learner(key)
+        return {**learner, "target_critic": jax.tree.map(jnp.copy, learner["critic"].params)}
 
     def value(self, params, state, goal):
         """min_j Q_j(s, pi(s, g), g) with the deterministic action (value maps)."""
@@ -88,11 +64,7 @@ class SAC(GaussianPolicy):
         )
         actor = learner["actor"].apply_gradients(grads=actor_grads)
 
-        log_prob = actor_metrics.pop("log_prob")
-        a_loss, alpha_grad = jax.value_and_grad(
-            lambda p: alpha_loss(p["log_alpha"], log_prob, self.target_entropy)
-        )(learner["alpha"].params)
-        alpha_state = learner["alpha"].apply_gradients(grads=alpha_grad)
+        alpha_state, a_loss = self.alpha_step(learner["alpha"], actor_metrics.pop("log_prob"))
 
         metrics = {
             **critic_metrics,
