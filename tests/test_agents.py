@@ -212,3 +212,17 @@ def test_each_agent_resumes_exactly_after_ctrl_c_inside_an_epoch(agent, tmp_path
     video = render_run_video(tmp_path / "straight", cfg, params, episodes=1, out="videos/check.mp4", width=64,
                              height=64, steps=5)
     assert video["frames"] == 6
+
+
+def test_the_non_finite_guard_sees_every_agents_parameters():
+    """train_phase's finiteness flag (the guard's input) covers what the agent learns: GCSL
+    has no critic, so a NaN actor alone must trip it."""
+    cfg = from_dict({**tiny_config(), "agent": {"name": "gcsl"}})
+    trainer = Trainer(cfg, build_envs(cfg)[0])
+    ts = trainer.prefill(trainer.init(jax.random.PRNGKey(0)))
+    ts, _, finite = trainer.train_phase(ts)
+    assert bool(finite)
+    actor = ts.learner["actor"]
+    poisoned = ts.replace(learner={"actor": actor.replace(params=jax.tree.map(lambda x: x * jnp.nan, actor.params))})
+    _, _, finite = trainer.train_phase(poisoned)
+    assert not bool(finite)
