@@ -29,6 +29,11 @@ def publish(sweep: pathlib.Path, out: pathlib.Path) -> dict:
     from crl.apps.analysis import depth_summary
     from crl.apps.collect import aggregate, collect_runs, curves
 
+    # A job the launcher lost (its worker stopped) leaves a run dir with Hydra's files only.
+    lost = sorted(p.parent.name for p in sweep.glob("*/.hydra") if not (p.parent / "metrics.csv").is_file())
+    if lost:
+        raise SystemExit(f"baselines_results: {len(lost)} job(s) never trained (no metrics.csv): {', '.join(lost)}; "
+                         "rerun each with its overrides (.hydra/overrides.yaml) and hydra.run.dir=<that folder>")
     runs = collect_runs(sweep)
     incomplete = runs[~runs["complete"]] if "complete" in runs else runs.iloc[:0]
     if len(incomplete):
