@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from crl.config import from_dict
 from crl.run import run_training
