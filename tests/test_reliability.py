@@ -66,7 +66,9 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, reference):
     rng = random.Random(seed)
     rows = rng.randint(1, 8)
     proc = start_and_wait_for_rows(run_dir, rows)
-    time.sleep(rng.random() * 0.5)
+    # Inside the next epoch (or its logging and checkpoint): an epoch of this config takes
+    # about 0.1 s on an idle machine, so a longer wait could let the run finish first.
+    time.sleep(rng.random() * 0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(read_csv(run_dir / "metrics.csv")) < 10, f"CRL_KILL_SEED={seed}"
@@ -274,11 +276,19 @@ def test_a_checkpoint_of_another_state_layout_is_refused_in_one_line(tmp_path):
     run_training(cfg, tmp_path)
     for manifest_path in (tmp_path / "checkpoints").glob("epoch_*/manifest.json"):
         manifest = json.loads(manifest_path.read_text())
-        assert manifest.pop("state_fields") == ["actor", "alpha", "buffer", "critic", "env_state", "env_steps",
-                                                "episode_ids", "epoch", "key", "sgd_steps"]
+        assert manifest.pop("state_fields") == ["buffer", "env_state", "env_steps", "episode_ids", "epoch", "key",
+                                                "learner", "sgd_steps"]
         manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError) as err:
         run_training(cfg, tmp_path)
     message = str(err.value)
     assert "\n" not in message and message.startswith("epoch_000002: written with another training-state layout")
     assert "actor_opt_state" in message and "start a new run directory" in message
+    # the layout before the agents layer (actor, critic, alpha as fields of their own)
+    before_agents = ["actor", "alpha", "buffer", "critic", "env_state", "env_steps", "episode_ids", "epoch", "key",
+                     "sgd_steps"]
+    for manifest_path in (tmp_path / "checkpoints").glob("epoch_*/manifest.json"):
+        manifest_path.write_text(json.dumps({**json.loads(manifest_path.read_text()), "state_fields": before_agents}))
+    with pytest.raises(CheckpointError, match=r"^epoch_000002: written with another training-state layout \(fields "
+                                              r"actor, alpha, buffer, critic"):
+        run_training(cfg, tmp_path)

@@ -251,7 +251,8 @@ def test_training_videos_without_opengl_log_one_line_once(tmp_path, monkeypatch,
     monkeypatch.setenv("MUJOCO_GL", "osmesa")
     monkeypatch.setattr(callbacks, "render_run_video", no_gl)
     videos = callbacks.Videos(from_dict(tiny_config(video={"enabled": True, "every_epochs": 1})), tmp_path)
-    state = types.SimpleNamespace(params=lambda: {})
+    state = types.SimpleNamespace()
+    videos.on_start(types.SimpleNamespace(params=lambda state: {}), 0, 2)  # the trainer gives the agent's params
     with caplog.at_level(logging.WARNING, logger=callbacks.__name__):
         for epoch in (1, 2):
             videos.on_epoch(types.SimpleNamespace(epoch=epoch, state=state))
