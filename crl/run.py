@@ -226,6 +226,7 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
         **cfg.schedule(),  # the schedule rule and pipeline options, with the resulting numbers
         "buffer_rows": trainer.capacity,
         "devices": [str(d) for d in jax.devices()],
+        "versions": stack_versions(),
     }
     (run_dir / "run_info.json").write_text(json.dumps(sizes, indent=2))
 
@@ -264,6 +265,24 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
     log.info("done: %d epochs", t.num_epochs)
     # the run had already finished: report its last logged epoch
     return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
+
+
+STACK = ("jax", "jaxlib", "flax", "optax", "brax", "mujoco", "mujoco-mjx", "orbax-checkpoint", "numpy")
+
+
+def stack_versions() -> dict[str, str | None]:
+    """The installed versions of the packages that decide a run's numbers (run_info.json's
+    `versions`; None where one is not installed), and Python's."""
+    import platform
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in STACK:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def config_yaml(cfg: Config) -> str:

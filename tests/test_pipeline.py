@@ -184,6 +184,9 @@ def test_paper_pipeline_records_its_schedule_and_resumes_exactly(tmp_path):
     info = json.loads((tmp_path / "run_info.json").read_text())
     # sgd = min(800, 4 x 19 // 16) = 4; phases = (600 - 20 x 4) // (3 x 4 x 10) = 4 per epoch
     assert {k: info[k] for k in PAPER_PIPELINE} == PAPER_PIPELINE
+    # the stack the numbers came from
+    assert info["versions"]["jax"] == jax.__version__ and info["versions"]["jaxlib"]
+    assert {"flax", "optax", "brax", "mujoco", "mujoco-mjx"} <= {k for k, v in info["versions"].items() if v}
     assert (info["sgd_steps_per_training_step"], info["training_steps_per_epoch"], info["training_steps"]) == (4, 4, 12)
     first = read_csv(tmp_path / "metrics.csv")
     assert [int(r["sgd_steps"]) for r in first] == [16, 32, 48]
@@ -205,6 +208,9 @@ def test_tiny_training_with_the_paper_pipeline_runs_end_to_end(paper_trainings, 
     assert process.returncode == 0, log.read_text()[-3000:]
     info = json.loads((run_dir / "run_info.json").read_text())
     assert {k: info[k] for k in PAPER_PIPELINE} == PAPER_PIPELINE
+    # the stack the numbers came from
+    assert info["versions"]["jax"] == jax.__version__ and info["versions"]["jaxlib"]
+    assert {"flax", "optax", "brax", "mujoco", "mujoco-mjx"} <= {k for k, v in info["versions"].items() if v}
     rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert [int(r["sgd_steps"]) for r in rows] == [16, 32]  # 4 phases of 4 SGD steps per epoch
