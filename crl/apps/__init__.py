@@ -1,6 +1,7 @@
 """The applications over the `crl` library: thin command-line tools and analysis helpers.
 
     train.py      crl-train: the Hydra entry point (the only module that imports Hydra)
+    plan.py       crl-train --plan: each job's memory from XLA's analysis of its programs
     callbacks.py  training-loop callbacks that need application libraries (tqdm, videos, W&B)
     bench.py      crl-bench: update FLOP/s, collection, buffer, training split, memory
     env_bench.py  env rollout timing shared by experiments/bench_*_envs.py
