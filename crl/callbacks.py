@@ -87,13 +87,17 @@ class Checkpointing(Callback):
 
 
 class EpochLog(Callback):
-    """One line per epoch in the run's log (train.log): epoch, env steps, time at goal, speed."""
+    """One line per epoch in the run's log (train.log): epoch, env steps, time at goal, speed
+    (`prefix` tells a batched run's seeds apart)."""
+
+    def __init__(self, prefix: str = ""):
+        self.prefix = prefix
 
     def on_epoch(self, progress: Progress) -> None:
         row = progress.metrics
         EPOCH_LOG.info(
-            "epoch %d/%d: env steps %d, time_at_goal %.2f, success_any %.3f, critic_loss %.4f, %.0f env steps/s",
-            progress.epoch, progress.num_epochs, row["env_steps"], row.get("eval/time_at_goal", float("nan")),
+            "%sepoch %d/%d: env steps %d, time_at_goal %.2f, success_any %.3f, critic_loss %.4f, %.0f env steps/s",
+            self.prefix, progress.epoch, progress.num_epochs, row["env_steps"], row.get("eval/time_at_goal", float("nan")),
             row.get("eval/success_any", float("nan")), row.get("train/critic_loss", float("nan")),
             row.get("train/env_steps_per_second", float("nan")),
         )

@@ -224,15 +224,16 @@ class Checkpointer:
                 "wrote it, or start a new run directory"
             )
 
-    def restore_latest(self, template) -> Restored | None:
-        """The newest intact checkpoint restored into `template`'s structure.
+    def restore_latest(self, template, newest: str | None = None) -> Restored | None:
+        """The newest intact checkpoint restored into `template`'s structure (none named
+        after `newest`: a batched run's seeds resume from a point they all have).
 
         Damaged newer checkpoints are skipped with a warning that names them and the one
         used. Returns None when there are no checkpoints at all; raises CheckpointError
         when there are some but none is usable.
         """
         self.remove_partial()
-        candidates = self.complete_checkpoints()
+        candidates = [p for p in self.complete_checkpoints() if newest is None or p.name <= newest]
         if not candidates:
             return None
         skipped: list[str] = []

@@ -94,6 +94,7 @@ class TrainConfig:
     task configs in conf/env/."""
 
     num_envs: int = 64
+    num_seeds: int = 1  # seeds seed .. seed + num_seeds - 1 in one program, a run dir each (crl/seeds.py)
     total_env_steps: int = 64_000  # env steps of training, after the prefill
     num_epochs: int = 10  # evaluations (and log rows) over the run
     unroll_length: int = 50  # steps per env between update phases
@@ -267,9 +268,13 @@ def validate(cfg: Config) -> None:
         t.contrastive_loss in CONTRASTIVE_LOSSES, "train.contrastive_loss", t.contrastive_loss,
         f"use one of {', '.join(CONTRASTIVE_LOSSES)}",
     )
-    for name in ("num_envs", "total_env_steps", "num_epochs", "unroll_length", "batch_size", "buffer_size", "num_eval_envs"):
+    for name in ("num_envs", "num_seeds", "total_env_steps", "num_epochs", "unroll_length", "batch_size", "buffer_size", "num_eval_envs"):
         _check(getattr(t, name) >= 1, f"train.{name}", getattr(t, name), "use a positive integer")
     _check(t.prefill_steps >= 0, "train.prefill_steps", t.prefill_steps, "use an integer >= 0")
+    _check(
+        t.num_seeds == 1 or not cfg.logging.wandb, "logging.wandb", cfg.logging.wandb,
+        "use false with train.num_seeds > 1 (one W&B run per process: sweep over seed instead)",
+    )
     _check(0.0 < t.discount < 1.0, "train.discount", t.discount, "use a number in (0, 1)")
     for name in ("actor_lr", "critic_lr", "alpha_lr"):
         _check(getattr(t, name) > 0, f"train.{name}", getattr(t, name), "use a positive number")

@@ -34,7 +34,7 @@ class Progress:
     num_epochs: int
     state: Any  # the TrainState after this epoch
     metrics: dict  # the row logged for this epoch: counters, eval/*, train/*
-    params_finite: bool  # every actor/critic parameter and log alpha is finite
+    params_finite: bool  # every actor/critic parameter and log alpha is finite (per seed in a batched run)
     stop_requested: bool  # a callback asked to stop after this epoch (e.g. a signal)
 
     @property
@@ -75,21 +75,44 @@ class Callback:
         """Always called, also when the loop ends with an exception."""
 
 
+def _host(x):
+    """A Python number for a scalar; an array as it is (a batched run's per-seed values)."""
+    x = np.asarray(x)
+    return x.item() if x.ndim == 0 else x
+
+
+def device_memory_row() -> dict:
+    """`device_peak_gib`: the most memory any local device has held so far in this process,
+    where the backend reports it (GPUs, TPUs: the number crl-train --plan predicts); {} on
+    the CPU."""
+    peaks = []
+    for device in jax.local_devices():
+        try:
+            stats = device.memory_stats()
+        except Exception:  # a backend without memory stats
+            stats = None
+        if stats and "peak_bytes_in_use" in stats:
+            peaks.append(int(stats["peak_bytes_in_use"]))
+    return {"device_peak_gib": max(peaks) / 2**30} if peaks else {}
+
+
 def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, epoch_time: float,
               wall_time: float) -> dict:
     """The metrics row of one epoch: counters, eval/*, train/* and throughput (env and SGD
-    steps per second of the training program alone: evaluation and callbacks excluded)."""
+    steps per second of the training program alone: evaluation and callbacks excluded; per
+    seed in a batched run, whose other values are arrays over its seeds)."""
     cfg = trainer.cfg
     phases = cfg.training_steps_per_epoch
     return {
         "epoch": epoch,
-        "env_steps": int(ts.env_steps),
-        "sgd_steps": int(ts.sgd_steps),
+        "env_steps": _host(ts.env_steps),
+        "sgd_steps": _host(ts.sgd_steps),
         "wall_time": wall_time,
-        **{f"eval/{k}": float(v) for k, v in eval_metrics.items()},
-        **{f"train/{k}": float(v) for k, v in train_metrics.items()},
+        **{f"eval/{k}": _host(v) for k, v in eval_metrics.items()},
+        **{f"train/{k}": _host(v) for k, v in train_metrics.items()},
         "train/env_steps_per_second": phases * cfg.train.env_steps_per_training_step / epoch_time,
         "train/sgd_steps_per_second": phases * cfg.sgd_steps_per_training_step / epoch_time,
+        **device_memory_row(),
     }
 
 
@@ -98,11 +121,16 @@ def _mean_reported(values: np.ndarray) -> float:
     return float(np.mean(reported)) if reported.size else float("nan")
 
 
+def _mean_over_phases(values: np.ndarray):
+    # per seed (column) of a batched run, each as the one-seed run computes it
+    return _mean_reported(values) if values.ndim == 1 else np.array([_mean_reported(c) for c in values.T])
+
+
 def epoch_metrics(phase_metrics: Sequence[dict]) -> dict:
     """An epoch's train metrics from its phases': the mean of each (in float64, on the host,
     so a resumed epoch gives the same numbers) over the phases that report it (NaN: a phase
     without that step, e.g. TD3's delayed actor), episodes_finished summed."""
-    out = {k: _mean_reported(np.asarray([m[k] for m in phase_metrics], np.float64)) for k in phase_metrics[0]}
+    out = {k: _mean_over_phases(np.asarray([m[k] for m in phase_metrics], np.float64)) for k in phase_metrics[0]}
     if "episodes_finished" in out:
         out["episodes_finished"] *= len(phase_metrics)
     return out
@@ -136,8 +164,8 @@ def train_loop(
             for phase in range(start_phase if epoch == start_epoch else 0, phases):
                 ts, metrics, finite = trainer.train_phase(ts)
                 metrics, finite = jax.device_get((metrics, finite))
-                done.append({k: float(v) for k, v in metrics.items()})
-                params_finite = bool(finite)
+                done.append({k: _host(np.asarray(v, np.float64)) for k, v in metrics.items()})
+                params_finite = _host(finite)
                 if phase + 1 < phases and any(cb.stop_requested for cb in callbacks):
                     pause = Pause(epoch=epoch, phase=phase + 1, state=ts, phase_metrics=done)
                     for cb in callbacks:
@@ -151,7 +179,7 @@ def train_loop(
                     return ts, progress
             ts = trainer.end_epoch(ts)
             epoch_time = time.perf_counter() - epoch_start
-            eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, jax.random.fold_in(key_eval, epoch)))
+            eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, trainer.eval_key(key_eval, epoch)))
             row = epoch_row(trainer, epoch + 1, ts, epoch_metrics(done), eval_metrics, epoch_time,
                             time.perf_counter() - wall_start)
             progress = Progress(

@@ -15,20 +15,22 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import logging
 import pathlib
 import shutil
 import signal
 import time
-from typing import Sequence
+from typing import Callable, Sequence, Union
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import yaml
 
 import envs
-from crl import rundir
+from crl import plan, rundir
 from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for callers of run_training
     Checkpointing,
     EpochLog,
@@ -39,11 +41,12 @@ from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for calle
     StopOnSignal,
     finished,
 )
-from crl.checkpoint import Checkpointer
-from crl.config import Config, ConfigError, validate_with_env
+from crl.checkpoint import Checkpointer, CheckpointError, checkpoint_name
+from crl.config import Config, ConfigError, from_dict, validate_with_env
 from crl.loop import Callback, train_loop
 from crl.networks import param_count
 from crl.params_file import read_params
+from crl.seeds import PerSeed, SeedBatch, seed_progress, stack
 from crl.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -97,8 +100,8 @@ def check_output_location(cfg: Config, run_dir: pathlib.Path, trainer: Trainer) 
     state = _state_bytes(trainer)
     if not cfg.checkpoint.include_buffer:
         state -= trainer.capacity * cfg.train.num_envs * (trainer.state_dim + trainer.action_size + 1) * 4
-    # keep + 1 checkpoints exist for a moment while the newest is written
-    need = (cfg.checkpoint.keep + 1) * state + (64 << 20)
+    # keep + 1 checkpoints exist for a moment while the newest is written; a batched run keeps each seed's
+    need = cfg.train.num_seeds * (cfg.checkpoint.keep + 1) * state + (64 << 20)
     free = shutil.disk_usage(run_dir).free
     if free < need:
         raise ConfigError(
@@ -114,11 +117,15 @@ def _check_same_config(cfg: Config, run_dir: pathlib.Path) -> None:
     mine = json.loads(json.dumps(cfg.to_dict()))
     if path.exists():
         theirs = json.loads(path.read_text())
+        defaults = json.loads(json.dumps(from_dict({}).to_dict()))
         ignore = {"logging", "checkpoint"}  # how a run is logged/saved may change on resume
         for section in sorted(set(mine) | set(theirs)):
             if section in ignore | {"video"}:
                 continue
             a, b = mine.get(section), theirs.get(section)
+            if isinstance(a, dict) and isinstance(b, dict):
+                # a key added since that run was written: it ran with the key's default
+                b = {**{k: v for k, v in defaults.get(section, {}).items() if k in a and k not in b}, **b}
             if a != b:
                 if isinstance(a, dict) and isinstance(b, dict):
                     key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
@@ -166,9 +173,12 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(f"interrupted; {saved} in {run_dir}; resume with: {resume}")
 
 
+CallbackSpec = Union[Sequence[Callback], Callable[[Config, pathlib.Path], Sequence[Callback]]]
+
+
 def run_training(
     cfg: Config, run_dir: str | pathlib.Path, files: dict[str, str] | None = None,
-    callbacks: Sequence[Callback] = (), resume_command: str | None = None,
+    callbacks: CallbackSpec = (), resume_command: str | None = None,
 ) -> dict:
     """Train (or resume), writing TensorBoard events, metrics.csv, checkpoints,
     params.msgpack, config.yaml and train.log into `run_dir`. Returns the last epoch's
@@ -177,25 +187,79 @@ def run_training(
     `files` (name -> text) are written into the run dir once the config is accepted
     (default: config.yaml, the validated config). `callbacks` (crl.loop.Callback) see
     every epoch after it is logged, guarded and checkpointed: the applications' progress
-    bar, videos and W&B logger (crl/apps/callbacks.py). `resume_command` is how the log
-    and `Interrupted` tell the user to continue the run (default: this call again).
+    bar, videos and W&B logger (crl/apps/callbacks.py); or a function (config, run dir)
+    -> callbacks, called for each seed of a batched run with that seed's. `resume_command`
+    is how the log and `Interrupted` tell the user to continue the run (default: this
+    call again).
 
-    The run holds a lock on `run_dir` for its whole life (crl/rundir.py): a second run
-    there is refused, as is a directory that is not one of our runs, or a run whose
-    checkpoints are gone (unless `checkpoint.restart`). Ctrl-C stops at the next safe
-    point with a checkpoint and raises `Interrupted`.
+    `train.num_seeds` = N > 1 trains seeds `seed` .. `seed + N - 1` in one program
+    (crl/seeds.py): each seed is a complete run directory of its own, `run_dir/seed_<s>/`,
+    as `run_training` with that seed and one seed would write it; `run_dir` holds the
+    batched run's config, run_config.json and train.log. Returns seed `seed`'s row.
+
+    The run holds a lock on `run_dir` (and on each seed's directory) for its whole life
+    (crl/rundir.py): a second run there is refused, as is a directory that is not one of
+    our runs, or a run whose checkpoints are gone (unless `checkpoint.restart`). Ctrl-C
+    stops at the next safe point with a checkpoint and raises `Interrupted`.
     """
     run_dir = pathlib.Path(run_dir).absolute()
     resume_command = resume_command or f"run_training(cfg, {str(run_dir)!r}) again"
     env, eval_env = build_envs(cfg)
     trainer = Trainer(cfg, env, eval_env)
+    plan.check_fits(trainer, seeds=cfg.train.num_seeds)  # too large for the device: one line, before compiling
     rundir.check_is_run_dir(run_dir)
+    seed_cfgs = seed_configs(cfg)
+    for seed_cfg in seed_cfgs if len(seed_cfgs) > 1 else ():
+        rundir.check_is_run_dir(seed_dir(run_dir, seed_cfg.seed))
     check_output_location(cfg, run_dir, trainer)
-    with rundir.RunLock.acquire(run_dir), _log_file(run_dir / "train.log"):
-        return _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command)
+    with contextlib.ExitStack() as held:
+        held.enter_context(rundir.RunLock.acquire(run_dir))
+        if len(seed_cfgs) > 1:
+            for seed_cfg in seed_cfgs:
+                where = seed_dir(run_dir, seed_cfg.seed)
+                where.mkdir(parents=True, exist_ok=True)
+                held.enter_context(rundir.RunLock.acquire(where))
+        held.enter_context(_log_file(run_dir / "train.log"))
+        if len(seed_cfgs) == 1:
+            return _run_one(cfg, run_dir, trainer, files, callbacks, resume_command)
+        return _run_seeds(cfg, seed_cfgs, run_dir, trainer, files, callbacks, resume_command)
 
 
-def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict:
+def seed_configs(cfg: Config) -> list[Config]:
+    """The one-seed configs of a run: itself, or for `train.num_seeds` = N > 1 the N runs
+    with seeds `seed` .. `seed + N - 1` and one seed each."""
+    n = cfg.train.num_seeds
+    if n == 1:
+        return [cfg]
+    return [dataclasses.replace(cfg, seed=cfg.seed + i, train=dataclasses.replace(cfg.train, num_seeds=1))
+            for i in range(n)]
+
+
+def seed_dir(run_dir: pathlib.Path, seed: int) -> pathlib.Path:
+    """Where seed `seed` of a batched run writes its run."""
+    return pathlib.Path(run_dir) / f"seed_{seed}"
+
+
+@dataclasses.dataclass
+class _Seat:
+    """One seed's run: its directory, files, checkpoints, state and callbacks."""
+
+    cfg: Config
+    run_dir: pathlib.Path
+    checkpointer: Checkpointer
+    checkpointing: Checkpointing
+    ts: object
+    resumed: object  # the Restored checkpoint, or None for a fresh start
+    key_eval: jax.Array
+    callbacks: list
+    wall_start: float
+
+
+def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callbacks, newest: str | None = None,
+          epoch_log_prefix: str = "") -> _Seat:
+    """Everything one run sets up before its loop: refuse what cannot be resumed, write the
+    config files and run_info.json, restore the newest intact checkpoint (none newer than
+    `newest`) or prefill a fresh state, and build its callbacks (all but the stop signal)."""
     checkpointer = Checkpointer(run_dir / "checkpoints", cfg.checkpoint.keep, cfg.checkpoint.include_buffer)
     checkpointer.remove_partial()
     has_checkpoint = bool(checkpointer.complete_checkpoints())
@@ -211,7 +275,6 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
     files = {"config.yaml": config_yaml(cfg)} if files is None else files
     for name, text in files.items():
         (run_dir / name).write_text(text)
-    t = cfg.train
     log.info("run directory %s", run_dir)
 
     key = jax.random.PRNGKey(cfg.seed)
@@ -230,30 +293,42 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
     }
     (run_dir / "run_info.json").write_text(json.dumps(sizes, indent=2))
 
-    ts, resumed, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts)
+    ts, resumed, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts, newest)
     start_epoch = resumed.epoch if resumed else 0
     _truncate_csv(run_dir / "metrics.csv", start_epoch)
-
     # wall_time continues from the resumed run's last logged value
     wall_start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
-    stop = StopOnSignal()
     checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs)
-    loop_callbacks = [
-        stop,
+    own = app_callbacks(cfg, run_dir) if callable(app_callbacks) else app_callbacks
+    callbacks = [
         MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step),
-        EpochLog(),
+        EpochLog(epoch_log_prefix),
         NonFiniteGuard(checkpointer),
         checkpointing,
-        *callbacks,
+        *own,
         *([SaveParams(run_dir, trainer.params)] if cfg.logging.save_params else []),
     ]
+    return _Seat(cfg, run_dir, checkpointer, checkpointing, ts, resumed, k_eval, callbacks, wall_start)
+
+
+def _run_one(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict:
+    seat = _seat(cfg, run_dir, trainer, files, callbacks)
+    stop = StopOnSignal()
+    resumed = seat.resumed
     ts, progress = train_loop(
-        trainer, ts, k_eval, start_epoch, t.num_epochs, loop_callbacks, wall_start,
+        trainer, seat.ts, seat.key_eval, resumed.epoch if resumed else 0, cfg.train.num_epochs,
+        [stop, *seat.callbacks], seat.wall_start,
         start_phase=resumed.phase if resumed else 0, phase_metrics=resumed.phase_metrics if resumed else (),
     )
+    _stop_if_signalled(stop, progress, seat.checkpointing.last_saved, run_dir, resume_command)
+    log.info("done: %d epochs", cfg.train.num_epochs)
+    # the run had already finished: report its last logged epoch
+    return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
+
+
+def _stop_if_signalled(stop: StopOnSignal, progress, saved, run_dir, resume_command) -> None:
     if stop.signum is not None and not finished(progress):
         signum = stop.signum
-        saved = checkpointing.last_saved
         log.warning(
             "stopped on %s; %s; resume with: %s", signal.Signals(signum).name,
             f"checkpoint {saved.name} saved" if saved else "no new checkpoint", resume_command,
@@ -262,9 +337,60 @@ def _run_locked(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict
             raise Interrupted(run_dir, saved, resume_command)
         stop.forward()  # default action: the process ends; submitit: requeue
         raise SystemExit(128 + signum)  # a handler that returned: still stop here
-    log.info("done: %d epochs", t.num_epochs)
-    # the run had already finished: report its last logged epoch
-    return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
+
+
+def _where(resumed) -> str | None:
+    return checkpoint_name(resumed.epoch, resumed.phase) if resumed else None
+
+
+def _run_seeds(cfg, seed_cfgs, run_dir, trainer, files, callbacks, resume_command) -> dict:
+    """`train.num_seeds` > 1: set up each seed's run as `_run_one` would, resume them all
+    from the newest checkpoint every seed has, and loop over the stacked state."""
+    _check_same_config(cfg, run_dir)
+    (run_dir / "config.yaml").write_text(config_yaml(cfg) if files is None else files.get("config.yaml", ""))
+    seed_files = [None if files is None else {**files, "config.yaml": config_yaml(c)} for c in seed_cfgs]
+
+    def seats(newest=None):
+        return [_seat(c, seed_dir(run_dir, c.seed), trainer, f, callbacks, newest, f"seed {c.seed}: ")
+                for c, f in zip(seed_cfgs, seed_files)]
+
+    all_seats = seats()
+    points = {_where(s.resumed) for s in all_seats}
+    if len(points) > 1:  # a stop between two seeds' saves: go back to the newest point all of them have
+        common = None if None in points else min(points)
+        for s in all_seats:
+            for cb in s.callbacks:
+                cb.close()
+        log.warning("the seeds' newest checkpoints differ (%s); resuming every seed from %s",
+                    ", ".join(sorted(p or "none" for p in points)), common or "the start")
+        all_seats = seats(common or "")
+        if len({_where(s.resumed) for s in all_seats}) > 1:
+            raise CheckpointError(f"the seeds of {run_dir} have no checkpoint in common; use a new directory")
+    first = all_seats[0]
+    resumed = first.resumed
+    ts = stack([s.ts for s in all_seats])
+    for s in all_seats:
+        s.ts = None  # the stacked copy is the state now
+    batch = SeedBatch(trainer, len(all_seats))
+    stop = StopOnSignal()
+    ts, progress = train_loop(
+        batch, ts, jnp.stack([s.key_eval for s in all_seats]), resumed.epoch if resumed else 0,
+        cfg.train.num_epochs, [stop, PerSeed([s.callbacks for s in all_seats])],
+        min(s.wall_start for s in all_seats),
+        start_phase=resumed.phase if resumed else 0,
+        phase_metrics=_stack_phase_metrics([s.resumed.phase_metrics for s in all_seats]) if resumed else (),
+    )
+    _stop_if_signalled(stop, progress, first.checkpointing.last_saved, run_dir, resume_command)
+    log.info("done: %d epochs of %d seeds", cfg.train.num_epochs, len(all_seats))
+    if progress is not None and progress.metrics:
+        return seed_progress(progress, 0).metrics
+    return _last_csv_row(first.run_dir / "metrics.csv")
+
+
+def _stack_phase_metrics(per_seed: list) -> list[dict]:
+    """Phase metrics of a paused epoch, per seed, as the batched loop records them."""
+    return [{k: np.array([phases[p][k] for phases in per_seed]) for k in per_seed[0][p]}
+            for p in range(len(per_seed[0]))]
 
 
 STACK = ("jax", "jaxlib", "flax", "optax", "brax", "mujoco", "mujoco-mjx", "orbax-checkpoint", "numpy")
@@ -314,10 +440,12 @@ def _log_file(path: pathlib.Path):
         handler.close()
 
 
-def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, checkpointer: Checkpointer, ts):
+def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, checkpointer: Checkpointer, ts,
+                     newest: str | None = None):
     """(state, the Restored checkpoint or None, TensorBoard purge step): the newest intact
-    checkpoint when there is one, else a fresh prefilled state."""
-    restored = checkpointer.restore_latest(ts)
+    checkpoint (none newer than `newest`; "" for none at all) when there is one, else a
+    fresh prefilled state."""
+    restored = checkpointer.restore_latest(ts, newest) if newest != "" else None
     if restored is None:
         # purge 0: a previous attempt died before its first checkpoint
         logged = (run_dir / "metrics.csv").exists() or (run_dir / "tensorboard").exists()

@@ -233,6 +233,10 @@ class Trainer:
     def end_epoch(self, ts: TrainState) -> TrainState:
         return self._shard(ts.replace(epoch=ts.epoch + 1))
 
+    def eval_key(self, key_eval: jax.Array, epoch: int) -> jax.Array:
+        """The evaluation key of an epoch (the run's evaluation key folded with the epoch)."""
+        return jax.random.fold_in(key_eval, epoch)
+
     @functools.partial(jax.jit, static_argnums=0)
     def evaluate(self, actor_params, key: jax.Array) -> dict:
         t = self.cfg.train

@@ -8,6 +8,7 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
@@ -50,6 +51,15 @@ def test_gpu_check_dry_run_writes_one_json(tmp_path):
     for run in report["e2e"]:
         assert run["epochs_logged"] == 2 and run["env_steps_per_s_median"] > 0
         assert run["run_info"]["env_steps_per_epoch"] == 2 * 10
+    # the memory plan of the e2e run's config (the CPU reports no device memory to compare it with)
+    [plan] = report["memory"]
+    assert (plan["env"], plan["depth"], plan["plan_status"]) == ("ant", 4, "ok")
+    assert plan["peak_gib"] > plan["state_gib"] > plan["buffer_gib"] > 0 and plan["measured_peak_gib"] is None
+    # seeds in one program: env steps/s per seed and in all
+    assert [(r["depth"], r["num_seeds"], r["status"]) for r in report["seeds"]] == [(4, 1, "ok"), (4, 2, "ok")]
+    for run in report["seeds"]:
+        assert run["epochs_logged"] == 2
+        assert run["env_steps_per_s_all_seeds"] == pytest.approx(run["num_seeds"] * run["env_steps_per_s_median"])
 
 
 def test_the_paper_pipeline_variant_does_the_same_work():

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import jax
 import pytest
 import yaml
 
@@ -169,7 +170,21 @@ def test_ctrl_c_stops_after_the_running_phase_and_resumes_exactly(tmp_path, monk
     assert deterministic_columns(read_csv(tmp_path / "metrics.csv")) == phased_reference
 
 
-def test_an_interrupted_rotation_leaves_nothing_half_written(tmp_path, monkeypatch, phased_reference):
+@pytest.fixture
+def no_compilation_cache():
+    # In the full suite (never alone) jax 0.10.2 crashed with a segmentation fault inside its
+    # persistent compilation cache in the test below, three times: twice loading an
+    # executable (compilation_cache.py get_executable_and_time) on its resume, once writing
+    # one (put_executable_and_time) in its first run. Compiling afresh avoids the cache.
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+
+
+def test_an_interrupted_rotation_leaves_nothing_half_written(tmp_path, monkeypatch, phased_reference,
+                                                             no_compilation_cache):
     cfg = from_dict(PHASED)
     real_rmtree, calls = shutil.rmtree, []
 
@@ -191,16 +206,7 @@ def test_an_interrupted_rotation_leaves_nothing_half_written(tmp_path, monkeypat
     assert ".old_epoch_000002" in names  # the half-deleted one is out of the epoch_* namespace
     for ckpt in Checkpointer(tmp_path / "checkpoints").complete_checkpoints():
         Checkpointer.verify(ckpt)  # every checkpoint a resume could pick is whole
-    # In the full suite (never alone) jax 0.10.2 crashed with a segmentation fault inside
-    # its persistent compilation cache's executable loading (compilation_cache.py
-    # get_executable_and_time) on this resume, twice; compiling afresh avoids that read.
-    import jax
-
-    jax.config.update("jax_enable_compilation_cache", False)
-    try:
-        run_training(cfg, tmp_path)
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
+    run_training(cfg, tmp_path)
     assert deterministic_columns(read_csv(tmp_path / "metrics.csv")) == phased_reference
     assert not any(p.name.startswith(".old_") for p in (tmp_path / "checkpoints").iterdir())
 

@@ -44,10 +44,11 @@ print(json.dumps({"devices": jax.local_device_count(), "row": row}))
 """
 
 
-def _run_with_devices(n, run_dir, agent="crl"):
+def _run_with_devices(n, run_dir, agent="crl", seed=0, **train):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
            "CRL_JAX_CACHE": str(REPO / ".jax_cache")}
-    config = {**TINY, "agent": {"name": agent, **({"her": True} if agent == "sac" else {})}}
+    config = {**TINY, "agent": {"name": agent, **({"her": True} if agent == "sac" else {})},
+              "train": {**TINY["train"], **train}, "seed": seed}
     out = subprocess.run([sys.executable, "-c", RUN, json.dumps(config), str(run_dir)], env=env,
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -66,3 +67,16 @@ def test_two_devices_match_one_device(tmp_path, agent):
     np.testing.assert_allclose(b, a, rtol=1e-3)
     info = json.loads((tmp_path / "two" / "run_info.json").read_text())
     assert len(info["devices"]) == 2
+
+
+def test_seeds_in_one_program_on_two_devices(tmp_path):
+    """train.num_seeds with the envs split over 2 devices (the seed axis is not split): seed
+    1 of the batched run matches the one-seed, one-device run of seed 1 to the tolerance of
+    both effects."""
+    two = _run_with_devices(2, tmp_path / "two", num_seeds=2)
+    one = _run_with_devices(1, tmp_path / "one", seed=1)
+    assert two["devices"] == 2 and one["devices"] == 1
+    batched = _losses(tmp_path / "two" / "seed_1")
+    assert np.all(np.isfinite(batched)) and len(batched) == 3
+    np.testing.assert_allclose(batched, _losses(tmp_path / "one"), rtol=1e-3)
+    assert not np.allclose(_losses(tmp_path / "two" / "seed_0"), batched)  # two different seeds

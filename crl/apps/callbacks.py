@@ -131,11 +131,12 @@ class WandbLogger(Callback):
             self.run = None
 
 
-def app_callbacks(cfg: Config, run_dir: pathlib.Path) -> list[Callback]:
-    """The callbacks `crl-train` adds to the library's own, as the config asks."""
+def app_callbacks(cfg: Config, run_dir: pathlib.Path, progress_bar: bool = True, label: str = "") -> list[Callback]:
+    """The callbacks `crl-train` adds to the library's own, as the config asks (a batched
+    run's seeds: one progress bar, on its first seed, `label` naming it)."""
     callbacks: list[Callback] = []
-    if cfg.logging.progress_bar:
-        callbacks.append(ProgressBar(cfg.env.id))
+    if cfg.logging.progress_bar and progress_bar:
+        callbacks.append(ProgressBar(f"{cfg.env.id}{label}"))
     if cfg.logging.wandb:
         callbacks.append(WandbLogger(cfg, run_dir))
     if cfg.video.enabled:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from crl import rundir
 from crl.apps import enable_compilation_cache
+from crl.apps import plan as plan_app
 from crl.apps.callbacks import app_callbacks
 from crl import agents
 from crl.apps.overrides import compose_jobs
@@ -107,6 +108,14 @@ def check_envs(cfg: Config, run_dir: pathlib.Path | None = None) -> None:
         _fail(EXIT_CONFIG, "config error", str(gl_error))
 
 
+def _done(cfg: Config, run_dir: pathlib.Path, row: dict) -> None:
+    score = f"time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}"
+    if cfg.train.num_seeds > 1:
+        last = cfg.seed + cfg.train.num_seeds - 1
+        score += f" (seed {cfg.seed}; seeds {cfg.seed}-{last} in {run_dir}/seed_<seed>/)"
+    print(f"crl-train: done in {run_dir}: {score}")
+
+
 def resume_command(run_dir: pathlib.Path) -> str:
     return f"crl-train resume={run_dir}"
 
@@ -118,7 +127,11 @@ def train(cfg: Config, run_dir: pathlib.Path) -> dict:
     enable_compilation_cache()
     print(f"crl-train: run directory {run_dir}", flush=True)
     try:
-        return run_training(cfg, run_dir, callbacks=app_callbacks(cfg, run_dir), resume_command=resume_command(run_dir))
+        n = cfg.train.num_seeds
+        callbacks = app_callbacks(cfg, run_dir) if n == 1 else (  # a batched run: each seed's own
+            lambda seed_cfg, seed_dir: app_callbacks(seed_cfg, seed_dir, progress_bar=seed_cfg.seed == cfg.seed,
+                                                     label=f" (seed {cfg.seed}; seeds {cfg.seed}-{cfg.seed + n - 1} in one program)"))
+        return run_training(cfg, run_dir, callbacks=callbacks, resume_command=resume_command(run_dir))
     except ConfigError as err:
         _remove_if_only_hydra_files(run_dir)
         _fail(EXIT_CONFIG, "config error", str(err))
@@ -146,7 +159,7 @@ def _main(dcfg: DictConfig) -> float:
         _fail(EXIT_CONFIG, "config error", str(err))
     check_envs(cfg, run_dir)  # an unknown env id or env parameter fails here, before compiling
     row = train(cfg, run_dir)
-    print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
+    _done(cfg, run_dir, row)
     # The return value is what Hydra's sweepers optimise.
     return float(row.get("eval/time_at_goal", float("nan")))
 
@@ -183,7 +196,7 @@ def resume(run_dir_text: str, overrides: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     row = train(cfg, run_dir)
-    print(f"crl-train: done in {run_dir}: time_at_goal {row.get('eval/time_at_goal', float('nan')):.2f}")
+    _done(cfg, run_dir, row)
 
 
 def _precheck_output_location(argv: list[str]) -> None:
@@ -246,8 +259,34 @@ def precheck(argv: list[str]) -> None:
             _fail(EXIT_CONFIG, "config error", str(err))
 
 
+def plan(argv: list[str]) -> None:
+    """`--plan [--plan-json PATH]`: compose every job, print its memory plan, train nothing."""
+    json_path = None
+    rest = []
+    it = iter(argv)
+    for a in it:
+        if a == "--plan":
+            continue
+        if a.startswith("--plan-json"):
+            json_path = a.split("=", 1)[1] if "=" in a else next(it, None)
+            if not json_path:
+                _fail(EXIT_CONFIG, "config error", "--plan-json: give the JSON file to write")
+            continue
+        rest.append(a)
+    multirun = "-m" in rest or "--multirun" in rest
+    try:
+        jobs = compose_jobs(str(CONF_DIR), [a for a in rest if not a.startswith("-")], multirun)
+        if not multirun:
+            check_envs(jobs[0].cfg)
+        plan_app.run([job.cfg for job in jobs], json_path)
+    except ConfigError as err:
+        _fail(EXIT_CONFIG, "config error", str(err))
+
+
 def main() -> None:
     argv = env_param_overrides(sys.argv[1:])
+    if "--plan" in argv:
+        return plan(argv)
     resume_args = [a for a in argv if a.startswith("resume=")]
     if resume_args:
         if "-m" in argv or "--multirun" in argv or len(resume_args) > 1:
