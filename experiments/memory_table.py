@@ -2,6 +2,7 @@
 
     python experiments/memory_table.py                       # about 30 minutes on a 2-core CPU
     python experiments/memory_table.py --only ant --out /tmp/ant.json
+    python experiments/memory_table.py --resume                # plan only the rows not yet in --out
 
 Each row is one job composed exactly as `crl-train` composes it (the task's conf/env
 settings: 512 envs, 10,000 buffer steps per env, batch 512, the paper's pipeline), its
@@ -52,17 +53,21 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", default=["humanoid", "ant"])
     parser.add_argument("--out", default="docs/benchmarks/memory_plan_cpu.json")
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --out; plan the rest")
     args = parser.parse_args(argv)
-    rows = []
+    out = pathlib.Path(args.out)
+    rows = json.loads(out.read_text()) if args.resume and out.exists() else []
+    done = {r["overrides"] for r in rows}
     for env in args.only:
         for overrides in grid(env):
+            if " ".join(overrides) in done:
+                continue
             cfg = compose_jobs(str(CONF_DIR), overrides, multirun=False)[0].cfg
             row = plan_app.plan_row(cfg, None)
             row["overrides"] = " ".join(overrides)
             rows.append(row)
             print(f"{row['overrides']}: peak {row['peak_gib']:.2f} GiB ({row['compile_s']:.0f} s)", file=sys.stderr,
                   flush=True)
-            out = pathlib.Path(args.out)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(rows, indent=2, default=str))  # after every row: a long run keeps its rows
     plan_app.print_table(rows)

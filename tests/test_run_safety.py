@@ -20,6 +20,21 @@ from crl.run import Interrupted, run_training
 from crl.train import Trainer
 from helpers import TINY, crl_env, crl_train, crl_train_cmd, deterministic_columns, read_csv, tiny_config
 
+
+@pytest.fixture(autouse=True, scope="module")
+def no_persistent_compilation_cache():
+    """The in-process runs of this module compile afresh. With jax 0.10.2's persistent
+    compilation cache on, the full suite (never this module alone) crashed with a
+    segmentation fault inside the cache four times, always in this module, whose tests
+    deliver SIGINT and KeyboardInterrupt to this process: three times reading an executable
+    (compilation_cache.py get_executable_and_time) in a resume after an interrupt, once
+    writing one (put_executable_and_time). The crl-train subprocesses keep their cache."""
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+
 # 5 epochs x 5 update phases: a stop can land inside an epoch.
 PHASED = tiny_config(train={"total_env_steps": 1000, "num_epochs": 5})
 
@@ -170,21 +185,7 @@ def test_ctrl_c_stops_after_the_running_phase_and_resumes_exactly(tmp_path, monk
     assert deterministic_columns(read_csv(tmp_path / "metrics.csv")) == phased_reference
 
 
-@pytest.fixture
-def no_compilation_cache():
-    # In the full suite (never alone) jax 0.10.2 crashed with a segmentation fault inside its
-    # persistent compilation cache in the test below, three times: twice loading an
-    # executable (compilation_cache.py get_executable_and_time) on its resume, once writing
-    # one (put_executable_and_time) in its first run. Compiling afresh avoids the cache.
-    jax.config.update("jax_enable_compilation_cache", False)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
-
-
-def test_an_interrupted_rotation_leaves_nothing_half_written(tmp_path, monkeypatch, phased_reference,
-                                                             no_compilation_cache):
+def test_an_interrupted_rotation_leaves_nothing_half_written(tmp_path, monkeypatch, phased_reference):
     cfg = from_dict(PHASED)
     real_rmtree, calls = shutil.rmtree, []
 
