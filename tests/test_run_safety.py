@@ -8,10 +8,8 @@ import signal
 import subprocess
 import time
 
-import jax
 import pytest
 import yaml
-from jax.experimental.compilation_cache import compilation_cache
 
 from crl import checkpoint as checkpoint_module
 from crl import rundir
@@ -20,25 +18,6 @@ from crl.config import from_dict
 from crl.run import Interrupted, run_training
 from crl.train import Trainer
 from helpers import TINY, crl_env, crl_train, crl_train_cmd, deterministic_columns, read_csv, tiny_config
-
-
-@pytest.fixture(autouse=True, scope="module")
-def no_persistent_compilation_cache():
-    """The in-process runs of this module compile afresh. With jax 0.10.2's persistent
-    compilation cache on, the full suite (never this module alone) crashed with a
-    segmentation fault inside the cache five times, always in this module, whose tests
-    deliver SIGINT and KeyboardInterrupt to this process: four times reading an executable
-    (compilation_cache.py get_executable_and_time) in a resume after an interrupt, once
-    writing one (put_executable_and_time). The crl-train subprocesses keep their cache.
-    JAX decides once per process whether the cache is used, so the flag alone is not
-    enough (a fifth crash showed it): `reset_cache` makes it decide again."""
-    jax.config.update("jax_enable_compilation_cache", False)
-    compilation_cache.reset_cache()
-    try:
-        yield
-    finally:
-        jax.config.update("jax_enable_compilation_cache", True)
-        compilation_cache.reset_cache()
 
 
 # 5 epochs x 5 update phases: a stop can land inside an epoch.
