@@ -255,7 +255,7 @@ def test_resume_of_a_directory_that_is_not_a_run_is_one_line(tmp_path, monkeypat
 @pytest.mark.parametrize("override, expected", [
     ("env=nope", "env=nope: no such env config; choose one of ant, ant_ball,"),
     ("+experiment=nope", "+experiment=nope: no such experiment config; choose one of ablations,"),
-    ("train.foo=1", "train.foo: unknown key (in 'train.foo=1'); allowed keys here: num_envs, total_env_steps,"),
+    ("train.foo=1", "train.foo: unknown key (in 'train.foo=1'); allowed keys here: num_envs, num_seeds, total_env_steps,"),
     ("network.depth==", "malformed override 'network.depth=='"),
 ])
 def test_hydra_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, monkeypatch, capsys, override, expected):
