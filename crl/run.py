@@ -53,18 +53,23 @@ log = logging.getLogger(__name__)
 
 
 def build_envs(cfg: Config):
-    """The training env and the evaluation env (its `_eval` variant where configured)."""
+    """The training env and the evaluation env: `env.eval_id` (else `env.id`) with
+    `env.params` updated by `env.eval_params`, as the env's `evaluation_env()` (stitching
+    tasks evaluate on their far pairs). A paper-code stitching id (`ant_u_maze_gen_1f2f3f`)
+    sets its pair distances for both envs; as `env.eval_id` it names the evaluated ones."""
     # Env families raise KeyError/ValueError whose message starts with the config key.
     try:
+        train_id, id_params = envs.resolve_id(cfg.env.id)
+        params = {**id_params, **cfg.env.params}
         env = envs.make(cfg.env.id, episode_length=cfg.env.episode_length, **cfg.env.params)
+        eval_env = env.evaluation_env()
     except (KeyError, ValueError, TypeError) as err:
         raise ConfigError(str(err.args[0] if err.args else err)) from None
-    eval_env = env
     if cfg.env.eval_id or cfg.env.eval_params:
-        # the eval env: env.eval_id (else env.id) with env.params updated by env.eval_params
-        eval_params = {**cfg.env.params, **cfg.env.eval_params}
+        eval_id, eval_id_params = envs.resolve_id(cfg.env.eval_id or train_id, evaluation=True)
+        eval_params = {**params, **eval_id_params, **cfg.env.eval_params}
         try:
-            eval_env = envs.make(cfg.env.eval_id or cfg.env.id, episode_length=cfg.env.episode_length, **eval_params)
+            eval_env = envs.make(eval_id, episode_length=cfg.env.episode_length, **eval_params).evaluation_env()
         except (KeyError, ValueError, TypeError) as err:
             message = str(err.args[0] if err.args else err)
             message = message.replace("env.id:", "env.eval_id:", 1)

@@ -2,5 +2,6 @@
 
 from envs.base import EnvSpec, EnvState, GoalEnv
 from envs.registry import known_ids, make
+from envs.stitching import resolve_id
 
-__all__ = ["EnvSpec", "EnvState", "GoalEnv", "known_ids", "make"]
+__all__ = ["EnvSpec", "EnvState", "GoalEnv", "known_ids", "make", "resolve_id"]

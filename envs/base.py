@@ -78,6 +78,11 @@ class GoalEnv(abc.ABC):
     def step(self, state: EnvState, action: jax.Array) -> EnvState:
         """One control step; `action` is in [-1, 1]^action_size."""
 
+    def evaluation_env(self) -> GoalEnv:
+        """The env that scores a policy trained on this one: itself, unless the task
+        evaluates on other episodes (stitching: the far start-goal pairs, envs/stitching.py)."""
+        return self
+
     def goal_reward(self, achieved: jax.Array, goal: jax.Array) -> jax.Array:
         """The env's goal-reaching reward (what `step` reports as `EnvState.reward`): 1.0 where
         the achieved goal coordinates `state[goal_indices]` lie within `success_radius` of

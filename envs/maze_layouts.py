@@ -14,6 +14,13 @@ import numpy as np
 _LAYOUTS: dict[str, list[str]] = {
     "u_maze": ["#####", "#RGG#", "###G#", "#GGG#", "#####"],
     "u_maze_eval": ["#####", "#R..#", "###.#", "#GGG#", "#####"],
+    # U2 and U3: the U maze with longer arms (the paper code's stitching mazes,
+    # envs/ant_maze_generalization.py; shared PAPER_TASKS.md). Goals: every cell but R,
+    # as the U maze; their `_eval` variants keep the far arm.
+    "u2_maze": ["######", "#RGGG#", "####G#", "#GGGG#", "######"],
+    "u2_maze_eval": ["######", "#R...#", "####.#", "#GGGG#", "######"],
+    "u3_maze": ["#######", "#RGGGG#", "#####G#", "#GGGGG#", "#######"],
+    "u3_maze_eval": ["#######", "#R....#", "#####.#", "#GGGGG#", "#######"],
     "big_maze": [
         "########", "#RG##GG#", "#GG#GGG#", "##GGG###",
         "#GG#GGG#", "#G#GG#G#", "#GGG#GG#", "########",
@@ -113,6 +120,24 @@ class MazeLayout:
                         nxt.append(n)
             frontier = nxt
         return dist
+
+    def forward_path(self) -> list[tuple[int, int]]:
+        """The maze's one corridor, cell by cell, from R to its other end (the paper code's
+        forward path of a stitching maze). ValueError where the free cells branch or where
+        some free cell is off the corridor (the big and hardest mazes)."""
+        walls = self.walls
+        path = [tuple(int(c) for c in self.start_cell)]
+        seen = set(path)
+        while True:
+            i, j = path[-1]
+            nxt = [n for n in ((i, j + 1), (i + 1, j), (i, j - 1), (i - 1, j))
+                   if 0 <= n[0] < walls.shape[0] and 0 <= n[1] < walls.shape[1] and not walls[n] and n not in seen]
+            if len(nxt) > 1 or (len(nxt) == 0 and len(path) != int((~walls).sum())):
+                raise ValueError(f"maze {self.name} is not one corridor from R (it branches at cell {path[-1]})")
+            if not nxt:
+                return path
+            path.append(nxt[0])
+            seen.add(nxt[0])
 
     def wall_boxes(self, cell_size: float) -> list[tuple[float, float, float]]:
         """(x, y, half_size) of each wall cell's box in world coordinates."""

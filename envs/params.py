@@ -34,7 +34,10 @@ def allowed(field: dataclasses.Field, kind: type) -> str:
     m = field.metadata
     if m.get("choices") is not None:
         return "use one of " + ", ".join(str(c) for c in m["choices"])
-    noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, kind.__name__)
+    if typing.get_origin(kind) is tuple:  # tuple[int, ...]: a list whose items obey the bounds
+        noun = "a list of integers"
+    else:
+        noun = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, kind.__name__)
     bounds = []
     if m.get("low") is not None:
         bounds.append(f"{'>' if m['low_open'] else '>='} {m['low']}")
@@ -46,6 +49,14 @@ def allowed(field: dataclasses.Field, kind: type) -> str:
 def _check(name: str, value: Any, field: dataclasses.Field, kind: type) -> Any:
     key = field.metadata.get("key") or f"env.params.{name}"
     rule = allowed(field, kind)
+    if typing.get_origin(kind) is tuple:  # each item checked as the item type, same bounds
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{key}: {value!r} is not allowed; {rule}")
+        item = typing.get_args(kind)[0]
+        try:
+            return tuple(_check(name, v, field, item) for v in value)
+        except ValueError:
+            raise ValueError(f"{key}: {list(value)!r} is not allowed; {rule}") from None
     ok_type = {
         bool: isinstance(value, bool),
         int: isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == int(value),

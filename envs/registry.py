@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 from envs.base import GoalEnv
+from envs.stitching import resolve_id
 
 FAMILIES = ("envs.point_maze", "envs.locomotion", "envs.manipulation")
 DEFAULT_ENV_ID = "point_u_maze"
@@ -34,5 +35,11 @@ def family_of(env_id: str) -> str:
 
 
 def make(env_id: str, **kwargs) -> GoalEnv:
-    """Build an env; kwargs are the family's parameters (episode_length, backend, ...)."""
-    return importlib.import_module(family_of(env_id)).make(env_id, **kwargs)
+    """Build an env; kwargs are the family's parameters (episode_length, backend, ...).
+    The paper code's stitching ids (`ant_u_maze_gen_1f2f3f`) are aliases of a maze id with
+    `pair_distances` (envs/stitching.py)."""
+    base, params = resolve_id(env_id)
+    for name in params:
+        if name in kwargs:
+            raise ValueError(f"env.params.{name}: not allowed with env.id {env_id!r}, whose name sets it")
+    return importlib.import_module(family_of(base)).make(base, **params, **kwargs)

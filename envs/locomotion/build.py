@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from envs.base import EnvSpec
 from envs.locomotion.env import LocomotionEnv
 from envs.locomotion.ids import ENV_IDS, EVAL_IDS, TASKS
@@ -15,6 +17,7 @@ from envs.locomotion.scene import (
     open_task,
 )
 from envs.maze_layouts import MazeLayout, robot_layout
+from envs.stitching import eval_distances, pair_table
 
 
 def _resolve(env_id: str) -> tuple[str, str, MazeLayout | None]:
@@ -41,6 +44,12 @@ def build(env_id: str, **kwargs) -> LocomotionEnv:
         task = open_task()
     else:
         task = maze_task(maze, scene.robot.cell_size, p["goal_jitter"])
+    eval_env_params = None
+    if p.get("pair_distances") or p.get("eval_pair_distances"):
+        if p["pair_distances"]:
+            task = task.with_pairs(*pair_table(maze, p["pair_distances"]), scene.robot.cell_size)
+        far = eval_distances(maze, p["pair_distances"], p["eval_pair_distances"])
+        eval_env_params = {**kwargs, "pair_distances": far, "eval_pair_distances": far}
     spec = EnvSpec(
         env_id=env_id,
         state_dim=scene.state_dim,
@@ -50,4 +59,6 @@ def build(env_id: str, **kwargs) -> LocomotionEnv:
         success_radius=SUCCESS_RADIUS,
         success_radius_easy=SUCCESS_RADIUS_EASY,
     )
-    return LocomotionEnv(spec, scene, task, maze)
+    # stitching: the eval env draws the far pairs
+    evaluation = None if eval_env_params is None else functools.partial(build, env_id, **eval_env_params)
+    return LocomotionEnv(spec, scene, task, maze, evaluation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,11 +20,16 @@ from envs.mujoco_draw import MujocoPainter
 class LocomotionEnv(GoalEnv, Drawable):
     """A GoalEnv bound to one task: a shared `Scene` (physics) plus this task's `TaskData`."""
 
-    def __init__(self, spec: EnvSpec, scene: Scene, task: TaskData, maze: MazeLayout | None):
+    def __init__(self, spec: EnvSpec, scene: Scene, task: TaskData, maze: MazeLayout | None,
+                 evaluation: Callable[[], LocomotionEnv] | None = None):
         self.spec = spec
         self.scene = scene
         self.task = task
         self.maze = maze
+        self._evaluation = evaluation  # builds the env that scores this task (stitching: far pairs)
+
+    def evaluation_env(self) -> LocomotionEnv:
+        return self if self._evaluation is None else self._evaluation()
 
     # -- GoalEnv ----------------------------------------------------------------------------
 

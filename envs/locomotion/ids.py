@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-_ANT_MAZES = ["u_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"]
+_ANT_MAZES = ["u_maze", "u2_maze", "u3_maze", "u4_maze", "u5_maze", "big_maze", "hardest_maze"]
 _HUMANOID_MAZES = ["u_maze", "big_maze", "hardest_maze"]
 
 # training id -> (robot, task kind, maze layout name or None)

@@ -37,6 +37,8 @@ class LocomotionParams:
     goal_jitter: float = param(0.0, low=0, doc="goals uniform within +- goal_jitter x cell of a goal cell's centre")
     goal_in_state: bool = param(True, doc="the humanoid's goal is a body of its model, inside the state")
     xml_timestep: bool = param(True, doc="the open humanoid's 0.03 s control step (false: 0.015 s)")
+    pair_distances: tuple[int, ...] = param((), low=1, doc="stitching: start-goal pairs this many corridor cells apart (envs/stitching.py); empty: the maze's start and goals")
+    eval_pair_distances: tuple[int, ...] = param((), low=1, doc="stitching: the pairs the eval env draws; empty: every distance beyond the training ones")
 
 
 # (robot, task kind) -> whether an id has the parameter; a parameter not listed: every id
@@ -44,6 +46,8 @@ APPLIES = {
     "goal_jitter": lambda robot, kind: kind in ("maze", "push"),
     "goal_in_state": lambda robot, kind: robot == "humanoid",
     "xml_timestep": lambda robot, kind: robot == "humanoid" and kind == "open",
+    "pair_distances": lambda robot, kind: kind == "maze",
+    "eval_pair_distances": lambda robot, kind: kind == "maze",
 }
 
 

@@ -81,6 +81,17 @@ class TaskData:
     goal_cells: jax.Array  # (MAX_GOALS, 2) world x, y of goal-cell centres (padded)
     num_goals: jax.Array  # () int32: how many rows of goal_cells are real
     goal_jitter: jax.Array  # () float32: goals uniform within +- this many cells of a centre
+    # Stitching (envs/stitching.py): world x, y of each pair's start and goal cell centres
+    # and the pairs' probabilities; None (the default) for the maze's own start and goals.
+    pair_starts: jax.Array | None = None  # (P, 2)
+    pair_goals: jax.Array | None = None  # (P, 2)
+    pair_weights: jax.Array | None = None  # (P,)
+
+    def with_pairs(self, starts: np.ndarray, goals: np.ndarray, weights: np.ndarray, cell_size: float) -> TaskData:
+        """This task drawing each episode's start and goal cells from the given pairs."""
+        return self.replace(pair_starts=jnp.asarray(starts * cell_size, jnp.float32),
+                            pair_goals=jnp.asarray(goals * cell_size, jnp.float32),
+                            pair_weights=jnp.asarray(weights, jnp.float32))
 
 
 def open_task() -> TaskData:
@@ -225,7 +236,12 @@ class Scene:
         k_q, k_qd, k_goal, k_prop = jax.random.split(key, 4)
         q = jnp.asarray(self.sys.init_q, jnp.float32)
         q = q.at[: self.robot_q].add(_uniform(k_q, (self.robot_q,), -r.q_noise, r.q_noise))
-        q = q.at[:2].add(task.start_xy)
+        if task.pair_starts is None:
+            q = q.at[:2].add(task.start_xy)
+        else:  # stitching (the paper code's generalisation mazes): a pair; torso x, y exactly at its start
+            k_goal, k_pair = jax.random.split(k_goal)
+            pair = jax.random.choice(k_pair, task.pair_weights.shape[0], p=task.pair_weights)
+            q = q.at[:2].set(task.pair_starts[pair])
         qd = jnp.zeros((self.sys.qd_size(),), jnp.float32)
         qd = qd.at[: self.robot_qd].set(r.qd_noise * jax.random.normal(k_qd, (self.robot_qd,)))
 
@@ -239,11 +255,14 @@ class Scene:
             ball = task.start_xy + _on_circle(k_dir, _uniform(k_dist, (), *BALL_START_DISTANCE))
             q = q.at[self.robot_q : self.robot_q + 2].set(ball)
             goal = ball + _on_circle(k_goal_dir, _uniform(k_goal_dist, (), *BALL_GOAL_DISTANCE))
-        else:  # maze, push: a goal cell's centre, uniformly, plus the optional jitter
+        else:  # maze, push: a goal cell's centre, uniformly (or the pair's), plus the optional jitter
             k_cell, k_offset = jax.random.split(k_goal)
-            index = jax.random.randint(k_cell, (), 0, task.num_goals)
+            if task.pair_starts is None:
+                centre = task.goal_cells[jax.random.randint(k_cell, (), 0, task.num_goals)]
+            else:
+                centre = task.pair_goals[pair]
             spread = task.goal_jitter * r.cell_size
-            goal = task.goal_cells[index] + spread * _uniform(k_offset, (2,), -1.0, 1.0)
+            goal = centre + spread * _uniform(k_offset, (2,), -1.0, 1.0)
         if self.target is not None:  # the target body sits at the goal
             q = q.at[-2:].set(goal)
         if r.goal_dims == 3:

@@ -1,6 +1,8 @@
 """The point-maze family: a pure-JAX point mass in the mazes of envs/maze_layouts.py.
 
-    point_open, point_{u,u4,u5,big,hardest}_maze and their `_eval` variants (far goals only)
+    point_open, point_{u,u2,u3,u4,u5,big,hardest}_maze and their `_eval` variants (far goals only)
+
+The U mazes also take stitching pairs (`pair_distances`, envs/stitching.py).
 
 Parameters: `PointMazeParams` (envs/point_maze/env.py), each with its allowed values.
 """
@@ -20,6 +22,8 @@ _OPEN_ARENA = MazeLayout("open", ("#######", "#GGGGG#", "#GGGGG#", "#GGRGG#", "#
 POINT_MAZES = {
     "point_open": None,
     "point_u_maze": "u_maze",
+    "point_u2_maze": "u2_maze",
+    "point_u3_maze": "u3_maze",
     "point_big_maze": "big_maze",
     "point_hardest_maze": "hardest_maze",
     "point_u4_maze": "u4_maze",

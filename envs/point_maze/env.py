@@ -21,6 +21,7 @@ from envs.base import Drawable, EnvSpec, EnvState, GoalEnv, goal_metrics
 from envs.maze_layouts import MazeLayout
 from envs.params import param
 from envs.point_maze.draw import PointMazePainter
+from envs.stitching import eval_distances, pair_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +37,8 @@ class PointMazeParams:
     success_radius: float = param(0.5, low=0.0, low_open=True, doc="time at goal counts inside it")
     success_radius_easy: float = param(1.0, low=0.0, low_open=True, doc="the easy success metric's radius")
     episode_length: int = param(100, low=2, key="env.episode_length", doc="steps per episode")
+    pair_distances: tuple[int, ...] = param((), low=1, doc="stitching: start-goal pairs this many corridor cells apart (envs/stitching.py); empty: the layout's starts and goals")
+    eval_pair_distances: tuple[int, ...] = param((), low=1, doc="stitching: the pairs the eval env draws; empty: every distance beyond the training ones")
 
 
 class PointMaze(GoalEnv, Drawable):
@@ -60,6 +63,17 @@ class PointMaze(GoalEnv, Drawable):
         starts = maze.start_cell[None] if params.start_cells == "start" else maze.free_cells
         self._starts = jnp.asarray(starts, jnp.float32) * params.cell_size
         self._goals = jnp.asarray(maze.goal_cells, jnp.float32) * params.cell_size
+        self._pairs = None
+        if params.pair_distances:
+            if params.start_cells != "start":
+                raise ValueError("env.params.start_cells: free is not allowed with env.params.pair_distances "
+                                 "(each pair gives the start); use start")
+            starts, goals, weights = pair_table(maze, params.pair_distances)
+            c = params.cell_size
+            self._pairs = (jnp.asarray(starts * c, jnp.float32), jnp.asarray(goals * c, jnp.float32),
+                           jnp.asarray(weights, jnp.float32))
+        self._eval_distances = eval_distances(maze, params.pair_distances, params.eval_pair_distances) \
+            if params.pair_distances or params.eval_pair_distances else ()
 
     # -- geometry -------------------------------------------------------------------------
 
@@ -103,16 +117,32 @@ class PointMaze(GoalEnv, Drawable):
         p = self.params
         return goal_metrics(xy, goal, p.success_radius, p.success_radius_easy)
 
+    def evaluation_env(self) -> PointMaze:
+        if not self._eval_distances:
+            return self
+        d = self._eval_distances
+        return PointMaze(self.spec.env_id, self.maze,
+                         dataclasses.replace(self.params, pair_distances=d, eval_pair_distances=d))
+
     def reset(self, key: jax.Array) -> EnvState:
         p = self.params
         k_start, k_cell, k_goal = jax.random.split(key, 3)
         start = self._starts[0]
+        if self._pairs is not None:  # stitching: a start-goal pair along the corridor
+            starts, goals, weights = self._pairs
+            idx = jax.random.choice(k_cell, weights.shape[0], p=weights)
+            start = starts[idx] + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
+            goal = goals[idx] + jax.random.uniform(k_goal, (2,), minval=-p.goal_noise, maxval=p.goal_noise)
+            return self._first_state(start, goal)
         if p.start_cells == "free":  # ("start" draws no extra numbers: the same starts as before)
             k_start, k_start_cell = jax.random.split(k_start)
             start = self._starts[jax.random.randint(k_start_cell, (), 0, self._starts.shape[0])]
         start = start + jax.random.uniform(k_start, (2,), minval=-p.start_noise, maxval=p.start_noise)
         idx = jax.random.randint(k_cell, (), 0, self._goals.shape[0])
         goal = self._goals[idx] + jax.random.uniform(k_goal, (2,), minval=-p.goal_noise, maxval=p.goal_noise)
+        return self._first_state(start, goal)
+
+    def _first_state(self, start: jax.Array, goal: jax.Array) -> EnvState:
         metrics = self._metrics(start, goal)
         return EnvState(
             physics=start,
