@@ -75,6 +75,7 @@ def eval_distances(maze: MazeLayout, train, given) -> tuple[int, ...]:
     if given:
         if not train:
             raise ValueError(f"{EVAL_KEY}: needs {KEY} (the training pairs) as well")
+        pair_table(maze, given, EVAL_KEY)  # the distances fit the corridor
         return tuple(given)
     far = tuple(range(max(train) + 1, len(maze.forward_path())))
     if not far:

@@ -244,11 +244,17 @@ PAPER_LAYOUTS = {
                      "############"],
     "u4_maze": ["#####", "#GGG#", "#R#G#", "###G#", "#G#G#", "#GGG#", "#####"],
     "u5_maze": ["########", "#GGGGGG#", "#R####G#", "######G#", "#G####G#", "#GGGGGG#", "########"],
+    # U2, U3: the walls of the paper code's stitching mazes (envs/ant_maze_generalization.py);
+    # as plain mazes ours take every cell but R as a goal, as the U maze, and evaluate on the far arm
+    "u2_maze": ["######", "#RGGG#", "####G#", "#GGGG#", "######"],
+    "u3_maze": ["#######", "#RGGGG#", "#####G#", "#GGGGG#", "#######"],
 }
 _BIG_EVAL_ANT = {(1, 5), (1, 6), (2, 6), (5, 3), (5, 6), (6, 2), (6, 3), (6, 5), (6, 6)}
 PAPER_EVAL_GOALS = {
     "ant_u_maze_eval": {(3, 1), (3, 2), (3, 3)},
     "ant_u4_maze_eval": {(4, 1), (5, 1), (5, 2), (5, 3)},
+    "ant_u2_maze_eval": {(3, 1), (3, 2), (3, 3), (3, 4)},
+    "ant_u3_maze_eval": {(3, 1), (3, 2), (3, 3), (3, 4), (3, 5)},
     "ant_u5_maze_eval": {(4, 1), (4, 6), (5, 1), (5, 2), (5, 3), (5, 4), (5, 5), (5, 6)},
     "ant_big_maze_eval": _BIG_EVAL_ANT,
     "humanoid_u_maze_eval": {(3, 1), (3, 2), (3, 3)},
@@ -493,7 +499,8 @@ def tiny_training(request, tmp_path_factory):
     sys.path.insert(0, str(REPO / "tests"))
     from helpers import TINY, crl_env, crl_train_cmd
 
-    overrides = ["env=ant", *TINY, f"hydra.run.dir={run_dir}"]
+    # the ant in a stitching maze (the paper's Fig. 6 task): trains on pairs 1-3 cells apart
+    overrides = ["env=ant_u_maze", "env.params.pair_distances=[1,2,3]", *TINY, f"hydra.run.dir={run_dir}"]
     env = crl_env()
     log = run_dir.parent / "crl-train.log"  # a file, not a pipe: a full pipe would stall it
     with open(log, "w") as out:
@@ -522,3 +529,8 @@ def test_a_tiny_crl_training_on_ant_runs_end_to_end(tiny_training):
         for name, value in row.items():
             assert math.isfinite(float(value)), (name, value)
         assert float(row["eval/episode_length"]) > 0
+    from crl.apps.collect import load_config
+    from crl.run import build_envs
+
+    env, eval_env = build_envs(load_config(run_dir))  # the run scored the far pairs (4 to 6 apart)
+    assert env.task.pair_weights.shape == (15,) and eval_env.task.pair_weights.shape == (6,)

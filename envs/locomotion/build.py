@@ -49,7 +49,8 @@ def build(env_id: str, **kwargs) -> LocomotionEnv:
         if p["pair_distances"]:
             task = task.with_pairs(*pair_table(maze, p["pair_distances"]), scene.robot.cell_size)
         far = eval_distances(maze, p["pair_distances"], p["eval_pair_distances"])
-        eval_env_params = {**kwargs, "pair_distances": far, "eval_pair_distances": far}
+        if far != tuple(p["pair_distances"]):  # (an eval env is its own eval env)
+            eval_env_params = {**kwargs, "pair_distances": far, "eval_pair_distances": far}
     spec = EnvSpec(
         env_id=env_id,
         state_dim=scene.state_dim,

@@ -118,9 +118,9 @@ class PointMaze(GoalEnv, Drawable):
         return goal_metrics(xy, goal, p.success_radius, p.success_radius_easy)
 
     def evaluation_env(self) -> PointMaze:
-        if not self._eval_distances:
-            return self
         d = self._eval_distances
+        if not d or d == self.params.pair_distances:  # (an eval env is its own eval env)
+            return self
         return PointMaze(self.spec.env_id, self.maze,
                          dataclasses.replace(self.params, pair_distances=d, eval_pair_distances=d))
 
