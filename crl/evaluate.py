@@ -18,7 +18,7 @@ Policy = Callable[[object, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def rollout(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int, steps: int,
-            record: Callable | None = None) -> dict:
+            record: Callable | None = None, with_actions: bool = False) -> dict:
     """`num_envs` episodes of `steps` steps without auto-reset: the one rollout that both
     evaluation and crl-render run. Time-major arrays (steps, num_envs):
 
@@ -29,6 +29,8 @@ def rollout(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int,
 
     With `record(physics) -> pytree`, also `start` (record of the reset states) and
     `record` (of the state after each step), e.g. the poses a video draws.
+    With `with_actions`, also `state` (steps, num_envs, state_dim), the state each action
+    was chosen in, and `action` (steps, num_envs, action_size), e.g. for phi(s, a).
     """
     state_dim = env.state_dim
     reset_key, policy_key = jax.random.split(key)
@@ -48,6 +50,8 @@ def rollout(env: GoalEnv, policy: Policy, params, key: jax.Array, num_envs: int,
         }
         if record is not None:
             out["record"] = jax.vmap(record)(nxt.physics)
+        if with_actions:
+            out["state"], out["action"] = obs[:, :state_dim], action
         still = running * (1.0 - nxt.done)
         # Freeze finished episodes so their final distance stays what it was.
         nxt = jax.tree.map(

@@ -263,16 +263,19 @@ def test_command_line_narrows_a_preset_sweep():
 
 
 def fake_run(root: pathlib.Path, name: str, env="point_u_maze", depth=4, width=256, batch=256, seed=0,
-             final=10.0, epochs=3, num_epochs=3, params=(1000, 2000), agent=None) -> pathlib.Path:
-    """A run dir as crl-train writes it: config.yaml, metrics.csv, run_info.json."""
+             final=10.0, epochs=3, num_epochs=3, params=(1000, 2000), agent=None, actor_depth=None,
+             critic_depth=None, sgd_schedule="ratio") -> pathlib.Path:
+    """A run dir as crl-train writes it: config.yaml, metrics.csv, run_info.json. Epoch e
+    (1..epochs) evaluates time_at_goal = final * e / epochs and success_any = 0.1 e."""
     run = root / name
     run.mkdir(parents=True)
     cfg = {
         "env": {"id": env, "eval_id": None, "episode_length": 100, "params": {}},
-        "network": {"depth": depth, "width": width, "actor_depth": depth, "critic_depth": depth,
+        "network": {"depth": depth, "width": width, "actor_depth": depth if actor_depth is None else actor_depth,
+                    "critic_depth": depth if critic_depth is None else critic_depth,
                     "actor_width": width, "critic_width": width, "activation": "swish",
                     "layer_norm": True, "residual": True},
-        "train": {"batch_size": batch, "num_envs": 64, "num_epochs": num_epochs},
+        "train": {"batch_size": batch, "num_envs": 64, "num_epochs": num_epochs, "sgd_schedule": sgd_schedule},
         "seed": seed,
         **({"agent": agent} if agent else {}),
     }
@@ -343,6 +346,77 @@ def test_aggregate_gives_mean_and_standard_error_over_seeds(sweep):
     assert single.time_at_goal_se.isna().all()  # one seed: no standard error
 
 
+def test_last5_score_is_the_mean_of_each_runs_last_five_evaluations(tmp_path):
+    from crl.apps.collect import aggregate, collect_runs
+
+    root = tmp_path / "sweep"
+    fake_run(root, "0_long", seed=0, final=16.0, epochs=8, num_epochs=8)  # 2, 4, ..., 16: last 5 from 8
+    fake_run(root, "1_long", seed=1, final=32.0, epochs=8, num_epochs=8)  # 4, 8, ..., 32: last 5 from 16
+    fake_run(root, "2_short", seed=2, final=9.0, epochs=3, num_epochs=8)  # 3, 6, 9: fewer than 5 epochs
+    runs = collect_runs(root, score="last5")
+    assert runs.time_at_goal_last5.tolist() == pytest.approx([12.0, 24.0, 6.0])  # (8+10+12+14+16)/5, ..., 18/3
+    assert runs.success_any_last5.tolist() == pytest.approx([0.6, 0.6, 0.2])
+    assert runs.episode_length_eval_last5.tolist() == pytest.approx([100.0] * 3)
+    assert list(runs.score_epochs) == [5, 5, 3]
+    assert not {"time_at_goal", "success_any"} & set(runs.columns)  # the name says which score
+    assert list(runs.epoch) == [8, 8, 3] and runs["train/critic_loss"].iloc[0] == pytest.approx(1 / 8)  # final epoch's
+    table = aggregate(runs)  # the score's columns by default
+    assert table.time_at_goal_last5_mean.iloc[0] == pytest.approx(14.0) and table.n_seeds.iloc[0] == 3
+    assert table.time_at_goal_last5_se.iloc[0] == pytest.approx(np.std([12.0, 24.0, 6.0], ddof=1) / math.sqrt(3))
+    assert "success_any_last5_mean" in table and "time_at_goal_mean" not in table
+    assert collect_runs(root).time_at_goal.tolist() == pytest.approx([16.0, 32.0, 9.0])  # final: unchanged
+    with pytest.raises(ValueError, match=r"^score: unknown score 'last10'; allowed: final, last5$"):
+        collect_runs(root, score="last10")
+
+
+def test_default_score_is_the_papers_for_runs_of_the_papers_protocol(tmp_path):
+    from crl.apps.collect import default_score
+
+    fake_run(tmp_path / "paper", "0_run", sgd_schedule="paper")
+    fake_run(tmp_path / "paper", "1_run", sgd_schedule="paper", seed=1)
+    fake_run(tmp_path / "ours", "0_run")
+    fake_run(tmp_path / "mixed" / "a", "0_run", sgd_schedule="paper")
+    fake_run(tmp_path / "mixed" / "b", "0_run")
+    assert default_score(tmp_path / "paper") == "last5"
+    assert default_score(tmp_path / "ours") == "final"
+    assert default_score(tmp_path / "mixed") == "final"
+
+
+def test_depth_grids_place_each_configuration_at_its_actor_and_critic_depth(tmp_path):
+    from crl.apps.collect import aggregate, collect_runs
+    from crl.apps.figures import depth_grids
+
+    root = tmp_path / "sweep"
+    n = 0
+    for env, offset in (("point_u_maze", 0), ("point_big_maze", 100)):
+        for actor in (4, 16):
+            for critic in (4, 16, 64) if offset == 0 else (4, 16):
+                for seed in (0, 1):
+                    fake_run(root, f"{n}_{env}_a{actor}_c{critic}_s{seed}", env=env, actor_depth=actor,
+                             critic_depth=critic, seed=seed, final=actor + critic + 2 * seed + offset)
+                    n += 1
+    fake_run(root, f"{n}_x", actor_depth=4, critic_depth=64, seed=2, final=99.0)  # a third seed
+    runs = collect_runs(root)
+    grids = depth_grids(aggregate(runs))
+    assert sorted(grids) == ["point_big_maze", "point_u_maze"]
+    u = grids["point_u_maze"]
+    assert list(u.actor_depths) == [4, 16] and list(u.critic_depths) == [4, 16, 64] and u.metric == "time_at_goal"
+    np.testing.assert_allclose(u.mean, [[9.0, 21.0, 79.0], [21.0, 33.0, 81.0]])  # actor + critic + mean seed offset
+    np.testing.assert_array_equal(u.n_seeds, [[2, 2, 3], [2, 2, 2]])
+    assert u.se[0, 0] == pytest.approx(1.0)  # seeds 8 and 10
+    big = grids["point_big_maze"]
+    assert big.mean.shape == (2, 2) and big.mean[1, 1] == pytest.approx(133.0)
+    # A per-run table is aggregated first; the last-5 score by its column name.
+    np.testing.assert_allclose(depth_grids(runs)["point_u_maze"].mean, u.mean)
+    last5 = depth_grids(collect_runs(root, score="last5"), metric="time_at_goal_last5")["point_u_maze"]
+    assert last5.mean[0, 0] == pytest.approx(np.mean([8 * 2 / 3, 10 * 2 / 3]))  # epochs 1-3 of 3: mean = 2/3 final
+    with pytest.raises(ValueError, match=r"^depth_grids: metric: the table has no column time_at_goal_last5_mean nor"):
+        depth_grids(runs, metric="time_at_goal_last5")
+    wide = pd.concat([runs, runs.assign(critic_width=512)])
+    with pytest.raises(ValueError, match="several configurations per env and actor/critic depth"):
+        depth_grids(aggregate(wide))
+
+
 def crl_collect(*args, capsys=None):
     """Run the console script's main in this process (its imports are already paid for)."""
     from crl.apps.collect import main
@@ -396,6 +470,27 @@ def test_crl_collect_writes_csv_and_aggregates(sweep, tmp_path, capsys):
     assert code == 0 and "time_at_goal_mean" in stdout
     code, stdout, _ = crl_collect(sweep, "--curves", "--out", out, capsys=capsys)
     assert code == 0 and len(pd.read_csv(out)) == 13
+
+
+def test_crl_collect_score_last5_names_its_columns(sweep, tmp_path, capsys):
+    out = tmp_path / "table.csv"
+    code, _, err = crl_collect(sweep, "--score", "last5", "--out", out, capsys=capsys)
+    assert code == 0, err
+    table = pd.read_csv(out)
+    # 3-epoch runs: the mean of all three evaluations, final * (1 + 2 + 3) / 3 / 3; the running run has one
+    assert table.time_at_goal_last5.tolist() == pytest.approx([f * 2 / 3 for f in (10.0, 14.0, 40.0, 44.0)] + [5.0])
+    code, _, err = crl_collect(sweep, "--score", "last5", "--aggregate", "--out", out, capsys=capsys)
+    assert code == 0, err
+    table = pd.read_csv(out)
+    assert {"time_at_goal_last5_mean", "time_at_goal_last5_se", "success_any_last5_mean"} <= set(table.columns)
+    assert table.time_at_goal_last5_mean.tolist() == pytest.approx([8.0, ((40.0 + 44.0) * 2 / 3 + 5.0) / 3])
+    with pytest.raises(SystemExit):
+        crl_collect(sweep, "--score", "best", capsys=capsys)
+    err = capsys.readouterr().err
+    assert "--score: invalid choice: 'best' (choose from 'final', 'last5')" in err
+    with pytest.raises(SystemExit):
+        crl_collect(sweep, "--score", "last5", "--curves", capsys=capsys)
+    assert "--score applies to the one-row-per-run table" in capsys.readouterr().err
 
 
 def test_crl_collect_errors_are_one_line(tmp_path, sweep, capsys):

@@ -56,6 +56,18 @@ def add_wide_runs(sweep_dir: pathlib.Path, target: pathlib.Path, width: int = 32
     return target
 
 
+def add_mixed_depth_runs(sweep_dir: pathlib.Path) -> None:
+    """The depth-4 runs' metrics relabelled as actor depth 0, critic depth 4 (the actor x
+    critic depth grid needs runs whose depths differ; their parameters are never loaded)."""
+    for run in sorted(sweep_dir.glob("*_a4_c4_w16_*")):
+        mixed = run.with_name("8" + run.name.replace("_a4_c4_", "_a0_c4_"))
+        shutil.copytree(run, mixed)
+        (mixed / "params.msgpack").unlink()
+        cfg = yaml.safe_load((mixed / "config.yaml").read_text())
+        cfg["network"].update(actor_depth=0)
+        (mixed / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
 def test_notebook_runs_headless_and_writes_its_figures(sweep, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -63,6 +75,7 @@ def test_notebook_runs_headless_and_writes_its_figures(sweep, tmp_path, monkeypa
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = add_wide_runs(sweep_dir, tmp_path / "sweep")
+    add_mixed_depth_runs(sweep_dir)
     out_dir = tmp_path / "figures"
     monkeypatch.setenv("SWEEP_DIR", str(sweep_dir))
     monkeypatch.setenv("OUT_DIR", str(out_dir))
@@ -71,11 +84,14 @@ def test_notebook_runs_headless_and_writes_its_figures(sweep, tmp_path, monkeypa
     # The kernel inherits this process's environment (SWEEP_DIR, OUT_DIR).
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
 
-    for name in ("time_at_goal_vs_depth.png", "learning_curves.png", "width_vs_depth.png", "value_map.png"):
+    for name in ("time_at_goal_vs_depth.png", "learning_curves.png", "width_vs_depth.png", "value_map.png",
+                 "actor_vs_critic_depth.png", "embeddings.png"):
         path = out_dir / name
         assert path.is_file() and path.stat().st_size > 5000, name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = "".join(
         output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
     )
-    assert "6 runs, 3 configurations, tasks: point_u_maze" in text
+    assert "8 runs, 4 configurations, tasks: point_u_maze" in text
+    # Our point-maze runs (train.sgd_schedule=ratio) are scored by their final evaluation.
+    assert "score: final (final evaluation; auto: not every run trained with the paper's protocol" in text

@@ -8,6 +8,7 @@
     collect.py    crl-collect: a sweep's runs as one table (pandas)
     render.py     crl-render: rollout videos of a trained policy (MuJoCo, imageio)
     analysis.py   the critical-depth rule and critic value maps (the depth notebook)
+    figures.py    the paper's explanatory figures as data: actor x critic depth grid, embeddings
 
 Imports flow one way: apps -> crl core -> envs. The core imports nothing from here.
 """

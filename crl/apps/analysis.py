@@ -116,6 +116,8 @@ class ValueMap:
     values[i, j] is the energy at (x[i], y[j]); NaN inside walls. A maze cell (row r,
     column c) is centred at (r * cell, c * cell), so `values` drawn as an image (first
     axis down) looks like the layout's text; `extent` is imshow's (left, right, bottom, top).
+    `reference` says where the rest of the state came from (a locomotion robot's joints and
+    velocities; nothing for a point maze, whose state is x, y).
     """
 
     values: np.ndarray
@@ -124,6 +126,7 @@ class ValueMap:
     goal: np.ndarray
     walls: np.ndarray
     cell_size: float
+    reference: str = "none: the state is (x, y)"
 
     @property
     def extent(self) -> tuple[float, float, float, float]:
@@ -132,21 +135,39 @@ class ValueMap:
         return (-half, (n_cols - 0.5) * self.cell_size, (n_rows - 0.5) * self.cell_size, -half)
 
 
-def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> ValueMap:
+def maze_cell_size(env) -> float:
+    """The edge of a maze cell: a point maze's `cell_size` parameter, a locomotion robot's."""
+    return float(env.scene.robot.cell_size if hasattr(env, "scene") else env.params.cell_size)
+
+
+def far_goal(env) -> np.ndarray:
+    """The centre (x, y) of the env's goal cell farthest from its start cell along the corridors."""
+    steps = env.maze.cell_distances()
+    cells = env.maze.goal_cells
+    return cells[np.argmax(steps[tuple(cells.T)])] * maze_cell_size(env)
+
+
+def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8, reference_key: int = 0) -> ValueMap:
     """The critic's value of the deterministic policy's action for s on a grid over the
     maze's free cells, g fixed: CRL's energy f(phi(s, pi(s, g)), psi(g)), the TD agents'
     min_j Q_j(s, pi(s, g), g) (each agent's `value`; GCSL has no critic).
 
     trainer: a `crl.train.Trainer`; params: {"actor", "critic", ...} as
-    `crl.run.load_params` returns; env: a point maze (state = (x, y)).
+    `crl.run.load_params` returns; env: a point maze (state = (x, y)) or a locomotion maze
+    (envs.locomotion: ant, humanoid). For a locomotion maze the grid is over the torso's
+    x, y and the rest of the state (height, orientation, joints, velocities) is the
+    reference: the pose `env.reset(PRNGKey(reference_key))` starts from, with the torso
+    moved by `env.set_torso_xy` (`ValueMap.reference` records it). goal: the goal's x, y
+    (a 3-D goal's height is the reference episode's).
     """
     value = getattr(trainer.agent, "value", None)
     if value is None:
         raise ValueError(f"value_map: agent {trainer.agent.name} has no critic to map")
     maze = getattr(env, "maze", None)
-    if maze is None or env.state_dim != 2:
-        raise ValueError(f"value_map: {env.env_id} is not a 2-D maze whose state is (x, y)")
-    cell = float(env.params.cell_size)
+    locomotion = maze is not None and hasattr(env, "set_torso_xy")
+    if maze is None or not (locomotion or env.state_dim == 2):
+        raise ValueError(f"value_map: {env.env_id} is not a maze whose state is (x, y) nor a locomotion maze")
+    cell = maze_cell_size(env)
     walls = np.asarray(maze.walls)
     n_rows, n_cols = walls.shape
     step = cell / points_per_cell
@@ -154,13 +175,23 @@ def value_map(trainer, params: dict, env, goal, points_per_cell: int = 8) -> Val
     x = (np.arange(n_rows * points_per_cell) + 0.5) * step - cell / 2
     y = (np.arange(n_cols * points_per_cell) + 0.5) * step - cell / 2
     xx, yy = np.meshgrid(x, y, indexing="ij")
-    states = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)
+    xy = jnp.asarray(np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32))
     goal = np.asarray(goal, np.float32).reshape(-1)
-    goals = np.broadcast_to(goal, states.shape).astype(np.float32)
 
-    values = np.asarray(jax.jit(value)(params, jnp.asarray(states), jnp.asarray(goals)))
-    values = values.reshape(xx.shape)
+    if locomotion:
+        def energies(params, xy, goal_xy):
+            ref = env.reset(jax.random.PRNGKey(reference_key))
+            full_goal = ref.goal.at[: goal_xy.shape[0]].set(goal_xy)
+            states = jax.vmap(lambda p: env.set_torso_xy(ref, p).obs[: env.state_dim])(xy)
+            return value(params, states, jnp.broadcast_to(full_goal, (xy.shape[0], full_goal.shape[0]))), full_goal
+
+        values, goal = jax.jit(energies)(params, xy, jnp.asarray(goal))
+        reference = f"the reset pose of {env.env_id}, key {reference_key}, torso moved to (x, y)"
+    else:
+        values = jax.jit(value)(params, xy, jnp.broadcast_to(jnp.asarray(goal), (xy.shape[0], goal.shape[0])))
+        reference = ValueMap.reference
+    values = np.asarray(values).reshape(xx.shape)
     rows = np.floor(xx / cell + 0.5).astype(int).clip(0, n_rows - 1)
     cols = np.floor(yy / cell + 0.5).astype(int).clip(0, n_cols - 1)
     values = np.where(walls[rows, cols], np.nan, values)
-    return ValueMap(values=values, x=x, y=y, goal=goal, walls=walls, cell_size=cell)
+    return ValueMap(values=values, x=x, y=y, goal=np.asarray(goal), walls=walls, cell_size=cell, reference=reference)

@@ -3,6 +3,7 @@
     from crl.apps.collect import collect_runs, curves, aggregate
     runs = collect_runs("multirun/2025-01-01_12-00-00")   # one row per run (final epoch)
     table = aggregate(runs)                                # mean and standard error over seeds
+    paper = collect_runs("multirun/...", score="last5")   # the paper's score: time_at_goal_last5, ...
 
 A run directory is any directory under the sweep that holds a `metrics.csv`; its
 `config.yaml` (or Hydra's `.hydra/config.yaml`) gives the settings and `run_info.json`
@@ -57,6 +58,22 @@ def agent_label(cfg: dict) -> str:
     agent = cfg.get("agent") or {}
     return str(agent.get("name", "crl")) + ("+her" if agent.get("her") else "")
 METRIC_COLUMNS = ["time_at_goal", "success_any", "final_dist", "min_dist", "episode_length_eval"]
+
+# A run's score: its final evaluation (`final`), or the mean of its last 5 evaluations
+# (`last5`, the paper's Table 1 score; fewer where the run has fewer epochs).
+SCORES = ("final", "last5")
+LAST_EVALS = 5
+
+
+def check_score(score: str) -> str:
+    if score not in SCORES:
+        raise ValueError(f"score: unknown score {score!r}; allowed: {', '.join(SCORES)}")
+    return score
+
+
+def score_column(metric: str, score: str = "final") -> str:
+    """The column that holds `metric` under `score`: time_at_goal (final), time_at_goal_last5."""
+    return metric if check_score(score) == "final" else f"{metric}_{score}"
 
 
 class CollectError(RuntimeError):
@@ -127,12 +144,20 @@ def _config_row(run_dir: pathlib.Path, cfg: dict) -> dict:
     return row
 
 
+def _eval_names(columns) -> dict[str, str]:
+    """metrics.csv's eval/x -> x (the headline metrics); train/* keep their prefix."""
+    renamed = {c: c[len("eval/"):] for c in columns if c.startswith("eval/")}
+    if "eval/episode_length" in renamed:
+        renamed["eval/episode_length"] = "episode_length_eval"  # not the configured env.episode_length
+    return renamed
+
+
 def _read_metrics(run_dir: pathlib.Path) -> pd.DataFrame:
     metrics = pd.read_csv(run_dir / "metrics.csv")
-    # eval/x -> x (the headline metrics); train/* keep their prefix.
-    renamed = {c: c[len("eval/"):] for c in metrics.columns if c.startswith("eval/")}
-    renamed["eval/episode_length"] = "episode_length_eval"  # not the configured env.episode_length
-    return metrics.rename(columns=renamed)
+    renamed = _eval_names(metrics.columns)
+    metrics = metrics.rename(columns=renamed)
+    metrics.attrs["eval_columns"] = list(renamed.values())  # what a score averages
+    return metrics
 
 
 def _runs(sweep_dir) -> list[tuple[pathlib.Path, dict, pd.DataFrame]]:
@@ -156,7 +181,7 @@ def _runs(sweep_dir) -> list[tuple[pathlib.Path, dict, pd.DataFrame]]:
 # -- tables -------------------------------------------------------------------------------
 
 
-def collect_runs(sweep_dir: str | pathlib.Path) -> pd.DataFrame:
+def collect_runs(sweep_dir: str | pathlib.Path, score: str = "final") -> pd.DataFrame:
     """One row per run from its final epoch.
 
     Columns: the settings (env, actor_depth, critic_depth, actor_width, critic_width,
@@ -165,14 +190,40 @@ def collect_runs(sweep_dir: str | pathlib.Path) -> pd.DataFrame:
     time_at_goal, success_any, final_dist, min_dist, ...), param_count (actor + critic)
     with actor_params and critic_params, `complete` (the run reached its last epoch),
     `overrides` (Hydra's command-line overrides of that job) and `path`.
+
+    score="last5" (the paper's score): every eval metric (metrics.csv's eval/* columns) is
+    the mean over the run's last 5 epochs (all of them when it has fewer) and named
+    `<metric>_last5` (time_at_goal_last5, success_any_last5, ...); `score_epochs` says how
+    many epochs were averaged. Counters and train/* metrics stay the final epoch's.
     """
+    check_score(score)
     rows = []
     for run_dir, config_row, metrics in _runs(sweep_dir):
         last = metrics.iloc[-1].to_dict()
+        if score == "last5":
+            tail = metrics.iloc[-LAST_EVALS:]
+            for name in metrics.attrs["eval_columns"]:
+                last[score_column(name, score)] = float(tail[name].mean(skipna=False))
+                del last[name]
+            last["score_epochs"] = len(tail)
         row = {**config_row, **last, "path": str(run_dir)}
         row["complete"] = bool(config_row["num_epochs"] is not None and int(last["epoch"]) >= config_row["num_epochs"])
         rows.append(row)
     return _tidy(pd.DataFrame(rows))
+
+
+def default_score(sweep_dir: str | pathlib.Path) -> str:
+    """The score to report a sweep with: `last5` (the paper's) when every run under it
+    trained on the paper's protocol, recognised by `train.sgd_schedule: paper` (every paper
+    task config in conf/env/ and so every paper preset sets it), else `final` (our CPU
+    tasks, e.g. cpu_depth_threshold, train with the `ratio` schedule)."""
+    schedules = set()
+    for run_dir in run_dirs(sweep_dir):
+        try:
+            schedules.add(_dig(read_config(run_dir), ("train", "sgd_schedule")))
+        except (CollectError, yaml.YAMLError):
+            continue
+    return "last5" if schedules == {"paper"} else "final"
 
 
 def curves(sweep_dir: str | pathlib.Path) -> pd.DataFrame:
@@ -194,7 +245,9 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
         if name in df and df[name].notna().all():
             df[name] = df[name].astype("int64")
     first = [c for c in ("agent", *CONFIG_COLUMNS) if c in df]
-    first += [c for c in ("epoch", "env_steps", "sgd_steps", "wall_time", *METRIC_COLUMNS, "param_count") if c in df]
+    scored = [score_column(m, s) for s in SCORES for m in METRIC_COLUMNS]
+    counters = ("epoch", "env_steps", "sgd_steps", "wall_time", *scored, "score_epochs", "param_count")
+    first += [c for c in counters if c in df]
     last = [c for c in ("actor_params", "critic_params", "num_epochs", "complete", "overrides", "path") if c in df]
     middle = [c for c in df.columns if c not in first and c not in last]
     return df[first + middle + last]
@@ -211,7 +264,7 @@ def standard_error(values) -> float:
 
 def aggregate(
     df: pd.DataFrame,
-    metrics: tuple[str, ...] = ("time_at_goal", "success_any"),
+    metrics: tuple[str, ...] | None = None,
     by: list[str] | None = None,
 ) -> pd.DataFrame:
     """Mean and standard error over seeds: one row per configuration.
@@ -219,8 +272,13 @@ def aggregate(
     Groups by every settings column except `seed` (or by `by`). Output columns: the
     group keys, `n_seeds`, `<metric>_mean` and `<metric>_se` for each metric, and the
     group's `param_count`, mean `env_steps` and mean `wall_time` where present.
-    A group of one seed has a NaN standard error.
+    A group of one seed has a NaN standard error. `metrics` defaults to time_at_goal and
+    success_any under the table's score: time_at_goal_last5 and success_any_last5 in a
+    `collect_runs(..., score="last5")` table.
     """
+    if metrics is None:
+        metrics = tuple(score_column(m, s) for s in SCORES for m in ("time_at_goal", "success_any")
+                        if score_column(m, s) in df)
     keys = [c for c in (by or GROUP_COLUMNS) if c in df]
     if not keys:
         raise CollectError(f"aggregate: none of the grouping columns {by or GROUP_COLUMNS} is in the table")
@@ -296,21 +354,27 @@ def _write(df: pd.DataFrame, out: pathlib.Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="crl-collect",
-        description="Tabulate a sweep: one row per run (final epoch), or seed means with --aggregate.",
+        description="Tabulate a sweep: one row per run (final epoch; --score last5: the mean of its last 5 "
+                    "evaluations), or seed means with --aggregate.",
     )
     parser.add_argument("sweep_dir", type=pathlib.Path, help="a multirun directory (or any folder of run dirs)")
     parser.add_argument("--out", type=pathlib.Path, help="write the table to this .csv or .parquet file")
     parser.add_argument("--aggregate", action="store_true", help="mean and standard error over seeds")
     parser.add_argument("--curves", action="store_true", help="every epoch of every run instead of the final one")
+    parser.add_argument("--score", choices=SCORES, default="final",
+                        help="each run's eval metrics: its final evaluation (default), or last5: the mean of its "
+                             "last 5 evaluations, the paper's score (columns named <metric>_last5)")
     args = parser.parse_args(argv)
     if args.aggregate and args.curves:
         parser.error("--aggregate and --curves do not combine")
+    if args.curves and args.score != "final":
+        parser.error("--score applies to the one-row-per-run table, not to --curves (every epoch)")
     try:
         if args.out is not None:
             _check_out(args.out)
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            df = curves(args.sweep_dir) if args.curves else collect_runs(args.sweep_dir)
+            df = curves(args.sweep_dir) if args.curves else collect_runs(args.sweep_dir, score=args.score)
         if args.aggregate:
             df = aggregate(df)
         if args.out is not None:
