@@ -63,6 +63,7 @@ EXPECTED = {
     "baselines_vs_depth": ({"env": ["humanoid", "ant_big_maze", "ant_u4_maze", "arm_push_easy"],
                             "agent": ["crl", "sac", "sac_her", "td3_her", "gcsl"], "network.depth": DEPTHS,
                             "seed": [0, 1, 2]}, 300),
+    "stitching_cpu": ({"network.actor_depth": [16, 4], "network.critic_depth": [16, 4], "seed": [1, 2, 3]}, 12),
 }
 
 # The paper's update schedule and data pipeline (train.sgd_schedule, reset_mode, prefill_policy,
@@ -193,7 +194,7 @@ def one_axis_at_a_time(grid: dict) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold", "baselines_cpu"}))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold", "baselines_cpu", "stitching_cpu"}))
 def test_preset_jobs_compose_with_every_task(name):
     """Every task of a paper preset has its conf/env file, and every grid value composes
     and validates with each task."""

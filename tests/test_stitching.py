@@ -137,3 +137,14 @@ def test_bad_pair_settings_are_one_line_config_errors(env, message):
         build_envs(from_dict({"env": env}))
     text = str(err.value)
     assert text.startswith(message) and "\n" not in text, text
+
+
+def test_the_cpu_stitching_preset_trains_on_near_pairs_and_scores_the_far_ones():
+    from test_experiments import _validate
+
+    for actor, critic in ((16, 4), (4, 16)):
+        cfg = _validate(["+experiment=stitching_cpu", f"network.actor_depth={actor}", f"network.critic_depth={critic}"])
+        assert (cfg.network.actor_depth, cfg.network.critic_depth) == (actor, critic)
+        env, eval_env = build_envs(cfg)
+        near = env.params.pair_distances
+        assert near and eval_env.params.pair_distances == tuple(range(max(near) + 1, len(env.maze.forward_path())))
