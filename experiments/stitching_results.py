@@ -85,13 +85,13 @@ def publish(sweep: pathlib.Path, candidates: list[pathlib.Path], out: pathlib.Pa
     summary = _summary(runs)
     summary.to_csv(out / "summary.csv", index=False, float_format="%.4g")
     keep = ["env", "pair_distances", "eval_pair_distances", "actor_depth", "critic_depth", "seed", "time_at_goal",
-            "time_at_goal_last5", "success_any", "env_steps", "sgd_steps", "wall_time", "path"]
+            "time_at_goal_last5", "success_any", "env_steps", "sgd_steps", "wall_time"]
     runs[keep].sort_values(["actor_depth", "critic_depth", "seed"]).to_csv(out / "runs.csv", index=False,
                                                                          float_format="%.4g")
     if candidates:
         screened = pd.concat([_scores(c) for c in candidates], ignore_index=True)
         cols = ["env", "pair_distances", "eval_pair_distances", "critic_depth", "seed", "time_at_goal",
-                "time_at_goal_last5", "wall_time", "path"]
+                "time_at_goal_last5", "wall_time"]
         screened[cols].rename(columns={"critic_depth": "depth"}).to_csv(out / "candidates.csv", index=False,
                                                                        float_format="%.4g")
 
