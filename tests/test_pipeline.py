@@ -163,8 +163,9 @@ def test_update_order_decides_which_critic_the_actor_steps_against(agent):
     env = None
     for order in ("critic_first", "actor_first"):
         for critic_lr in (1e-4, 1e-1):
-            cfg = from_dict({**helpers.tiny_config(env={"id": "point_u_maze"}, train={**TINY_TRAIN, "update_order": order,
-                                                                                      "critic_lr": critic_lr}),
+            # depth 0 (input layer and head): the order is the same at any depth, and it compiles about 3x faster
+            cfg = from_dict({**helpers.tiny_config(env={"id": "point_u_maze"}, network={"depth": 0},
+                                                   train={**TINY_TRAIN, "update_order": order, "critic_lr": critic_lr}),
                              "agent": {"name": agent}})
             env = env or build_envs(cfg)[0]
             trainer = Trainer(cfg, env)
