@@ -14,12 +14,10 @@ are dropped from metrics.csv and TensorBoard before they are recomputed.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import json
 import logging
 import pathlib
-import shutil
 import signal
 import time
 from typing import Callable, Sequence, Union
@@ -42,7 +40,7 @@ from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for calle
     finished,
 )
 from crl.checkpoint import Checkpointer, CheckpointError, checkpoint_name
-from crl.config import Config, ConfigError, from_dict, validate_with_env
+from crl.config import Config, ConfigError, validate_with_env
 from crl.loop import Callback, train_loop
 from crl.networks import param_count
 from crl.params_file import read_params
@@ -83,89 +81,6 @@ def build_envs(cfg: Config):
                 f"env.eval_id: {cfg.env.eval_id!r} is not allowed; its state/goal layout differs from {cfg.env.id!r}"
             )
     return env, eval_env
-
-
-# -- the output location -----------------------------------------------------------------
-
-
-def _state_bytes(trainer: Trainer) -> int:
-    shapes = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
-    return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
-
-
-def check_output_location(cfg: Config, run_dir: pathlib.Path, trainer: Trainer) -> None:
-    """Fail now, with one line, if the run dir cannot be written or cannot hold checkpoints."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_probe"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"hydra.run.dir: {str(run_dir)!r} is not writable ({err.strerror or err})") from None
-    state = _state_bytes(trainer)
-    if not cfg.checkpoint.include_buffer:
-        state -= trainer.capacity * cfg.train.num_envs * (trainer.state_dim + trainer.action_size + 1) * 4
-    # keep + 1 checkpoints exist for a moment while the newest is written; a batched run keeps each seed's
-    need = cfg.train.num_seeds * (cfg.checkpoint.keep + 1) * state + (64 << 20)
-    free = shutil.disk_usage(run_dir).free
-    if free < need:
-        raise ConfigError(
-            f"hydra.run.dir: {str(run_dir)!r} has {free / 2**30:.2f} GiB free; checkpoints need about "
-            f"{need / 2**30:.2f} GiB (checkpoint.keep={cfg.checkpoint.keep}, checkpoint.include_buffer="
-            f"{str(cfg.checkpoint.include_buffer).lower()})"
-        )
-
-
-def _check_same_config(cfg: Config, run_dir: pathlib.Path) -> None:
-    """A run dir belongs to one configuration: resuming it with another is refused."""
-    path = run_dir / "run_config.json"
-    mine = json.loads(json.dumps(cfg.to_dict()))
-    if path.exists():
-        theirs = json.loads(path.read_text())
-        defaults = json.loads(json.dumps(from_dict({}).to_dict()))
-        ignore = {"logging", "checkpoint"}  # how a run is logged/saved may change on resume
-        for section in sorted(set(mine) | set(theirs)):
-            if section in ignore | {"video"}:
-                continue
-            a, b = mine.get(section), theirs.get(section)
-            if isinstance(a, dict) and isinstance(b, dict):
-                # a key added since that run was written: it ran with the key's default
-                b = {**{k: v for k, v in defaults.get(section, {}).items() if k in a and k not in b}, **b}
-            if a != b:
-                if isinstance(a, dict) and isinstance(b, dict):
-                    key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
-                    a, b, section = a.get(key), b.get(key), f"{section}.{key}"
-                raise ConfigError(
-                    f"{section}: {a!r} differs from {b!r} of the run already in {str(run_dir)!r}; "
-                    "use a new hydra.run.dir or the same config"
-                )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(mine, indent=2))
-    tmp.replace(path)
-
-
-def _truncate_csv(path: pathlib.Path, last_epoch: int) -> None:
-    """Drop rows logged after the checkpoint we resume from (they are recomputed)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    header, body = rows[0], rows[1:]
-    keep = [r for r in body if r and int(r[0]) <= last_epoch]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *keep])
-    tmp.replace(path)
-
-
-def _last_csv_row(path: pathlib.Path) -> dict:
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: float(v) for k, v in rows[-1].items()} if rows else {}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -216,7 +131,7 @@ def run_training(
     seed_cfgs = seed_configs(cfg)
     for seed_cfg in seed_cfgs if len(seed_cfgs) > 1 else ():
         rundir.check_is_run_dir(seed_dir(run_dir, seed_cfg.seed))
-    check_output_location(cfg, run_dir, trainer)
+    rundir.check_output_location(cfg, run_dir, trainer)
     with contextlib.ExitStack() as held:
         held.enter_context(rundir.RunLock.acquire(run_dir))
         if len(seed_cfgs) > 1:
@@ -276,7 +191,7 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
         log.warning("checkpoint.restart=true ignored: %s has checkpoints, resuming from them", run_dir)
     else:
         rundir.check_resumable(run_dir, has_checkpoint, cfg.first_checkpoint_epoch)
-    _check_same_config(cfg, run_dir)
+    rundir.check_same_config(cfg, run_dir)
     files = {"config.yaml": config_yaml(cfg)} if files is None else files
     for name, text in files.items():
         (run_dir / name).write_text(text)
@@ -300,9 +215,9 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
 
     ts, resumed, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts, newest)
     start_epoch = resumed.epoch if resumed else 0
-    _truncate_csv(run_dir / "metrics.csv", start_epoch)
+    rundir.truncate_csv(run_dir / "metrics.csv", start_epoch)
     # wall_time continues from the resumed run's last logged value
-    wall_start = time.perf_counter() - float(_last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
+    wall_start = time.perf_counter() - float(rundir.last_csv_row(run_dir / "metrics.csv").get("wall_time", 0.0))
     checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs)
     own = app_callbacks(cfg, run_dir) if callable(app_callbacks) else app_callbacks
     callbacks = [
@@ -328,7 +243,7 @@ def _run_one(cfg, run_dir, trainer, files, callbacks, resume_command) -> dict:
     _stop_if_signalled(stop, progress, seat.checkpointing.last_saved, run_dir, resume_command)
     log.info("done: %d epochs", cfg.train.num_epochs)
     # the run had already finished: report its last logged epoch
-    return progress.metrics if progress is not None else _last_csv_row(run_dir / "metrics.csv")
+    return progress.metrics if progress is not None else rundir.last_csv_row(run_dir / "metrics.csv")
 
 
 def _stop_if_signalled(stop: StopOnSignal, progress, saved, run_dir, resume_command) -> None:
@@ -351,7 +266,7 @@ def _where(resumed) -> str | None:
 def _run_seeds(cfg, seed_cfgs, run_dir, trainer, files, callbacks, resume_command) -> dict:
     """`train.num_seeds` > 1: set up each seed's run as `_run_one` would, resume them all
     from the newest checkpoint every seed has, and loop over the stacked state."""
-    _check_same_config(cfg, run_dir)
+    rundir.check_same_config(cfg, run_dir)
     (run_dir / "config.yaml").write_text(config_yaml(cfg) if files is None else files.get("config.yaml", ""))
     seed_files = [None if files is None else {**files, "config.yaml": config_yaml(c)} for c in seed_cfgs]
 
@@ -389,7 +304,7 @@ def _run_seeds(cfg, seed_cfgs, run_dir, trainer, files, callbacks, resume_comman
     log.info("done: %d epochs of %d seeds", cfg.train.num_epochs, len(all_seats))
     if progress is not None and progress.metrics:
         return seed_progress(progress, 0).metrics
-    return _last_csv_row(first.run_dir / "metrics.csv")
+    return rundir.last_csv_row(first.run_dir / "metrics.csv")
 
 
 def _stack_phase_metrics(per_seed: list) -> list[dict]:

@@ -12,6 +12,10 @@ entry point exits 2) before anything in the directory is written:
 - `check_resumable`: a run whose metrics say it had checkpoints, but whose `checkpoints/`
   holds none, is refused instead of being silently trained again from scratch; starting it
   over is an explicit choice (`checkpoint.restart=true`, which `clear_run` carries out).
+- `check_output_location`: the directory is writable and its disk holds the checkpoints.
+- `check_same_config`: a run dir belongs to one configuration (`run_config.json`).
+
+`truncate_csv` and `last_csv_row` read and cut back metrics.csv on a resume.
 
 The lock is an advisory `flock` on `<run dir>/.lock`, released by the kernel when its
 process dies however it dies; the file keeps the holder's pid and host while it runs, and
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import logging
 import os
 import pathlib
@@ -193,3 +198,91 @@ def clear_run(run_dir: str | pathlib.Path) -> list[str]:
     if removed:
         log.warning("checkpoint.restart=true: removed %s from %s", ", ".join(removed), run_dir)
     return removed
+
+
+# -- the output location and the run's own files (crl.run's) -----------------------------------------------------------------
+
+
+def _state_bytes(trainer) -> int:
+    import jax  # lazy: this module is imported before the config is checked
+    import numpy as np
+
+    shapes = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
+    return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+
+
+def check_output_location(cfg, run_dir: pathlib.Path, trainer) -> None:
+    """Fail now, with one line, if the run dir cannot be written or cannot hold checkpoints."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"hydra.run.dir: {str(run_dir)!r} is not writable ({err.strerror or err})") from None
+    state = _state_bytes(trainer)
+    if not cfg.checkpoint.include_buffer:
+        state -= trainer.capacity * cfg.train.num_envs * (trainer.state_dim + trainer.action_size + 1) * 4
+    # keep + 1 checkpoints exist for a moment while the newest is written; a batched run keeps each seed's
+    need = cfg.train.num_seeds * (cfg.checkpoint.keep + 1) * state + (64 << 20)
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise ConfigError(
+            f"hydra.run.dir: {str(run_dir)!r} has {free / 2**30:.2f} GiB free; checkpoints need about "
+            f"{need / 2**30:.2f} GiB (checkpoint.keep={cfg.checkpoint.keep}, checkpoint.include_buffer="
+            f"{str(cfg.checkpoint.include_buffer).lower()})"
+        )
+
+
+def check_same_config(cfg, run_dir: pathlib.Path) -> None:
+    """A run dir belongs to one configuration: resuming it with another is refused."""
+    from crl.config import from_dict  # lazy: crl.config imports the agents (and JAX)
+
+    path = run_dir / "run_config.json"
+    mine = json.loads(json.dumps(cfg.to_dict()))
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        defaults = json.loads(json.dumps(from_dict({}).to_dict()))
+        ignore = {"logging", "checkpoint"}  # how a run is logged/saved may change on resume
+        for section in sorted(set(mine) | set(theirs)):
+            if section in ignore | {"video"}:
+                continue
+            a, b = mine.get(section), theirs.get(section)
+            if isinstance(a, dict) and isinstance(b, dict):
+                # a key added since that run was written: it ran with the key's default
+                b = {**{k: v for k, v in defaults.get(section, {}).items() if k in a and k not in b}, **b}
+            if a != b:
+                if isinstance(a, dict) and isinstance(b, dict):
+                    key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+                    a, b, section = a.get(key), b.get(key), f"{section}.{key}"
+                raise ConfigError(
+                    f"{section}: {a!r} differs from {b!r} of the run already in {str(run_dir)!r}; "
+                    "use a new hydra.run.dir or the same config"
+                )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(mine, indent=2))
+    tmp.replace(path)
+
+
+def truncate_csv(path: pathlib.Path, last_epoch: int) -> None:
+    """Drop rows logged after the checkpoint we resume from (they are recomputed)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    keep = [r for r in body if r and int(r[0]) <= last_epoch]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([header, *keep])
+    tmp.replace(path)
+
+
+def last_csv_row(path: pathlib.Path) -> dict:
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: float(v) for k, v in rows[-1].items()} if rows else {}

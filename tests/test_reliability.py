@@ -14,7 +14,8 @@ import pytest
 
 from crl.checkpoint import Checkpointer
 from crl.config import ConfigError, from_dict
-from crl.run import NonFiniteError, check_output_location, run_training
+from crl.run import NonFiniteError, run_training
+from crl.rundir import check_output_location
 from crl.train import Trainer
 from helpers import TINY, crl_env, crl_train, crl_train_cmd, deterministic_columns, read_csv, tensorboard_scalars, tiny_config
 
