@@ -34,13 +34,16 @@ class NonFiniteError(RuntimeError):
 
 
 class MetricsFiles(Callback):
-    """TensorBoard events and metrics.csv, one row per epoch (crl/logger.py)."""
+    """TensorBoard events and metrics.csv, one row per epoch (crl/logger.py); TensorBoard's
+    step is the row's `step_key` counter (env steps; SGD steps offline)."""
 
-    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, csv: bool, purge_step: int | None):
+    def __init__(self, run_dir: pathlib.Path, tensorboard: bool, csv: bool, purge_step: int | None,
+                 step_key: str = "env_steps"):
         self.logger = MetricsLogger(run_dir, tensorboard, csv, purge_step=purge_step)
+        self.step_key = step_key
 
     def on_epoch(self, progress: Progress) -> None:
-        self.logger.log(progress.metrics["env_steps"], progress.metrics)
+        self.logger.log(progress.metrics[self.step_key], progress.metrics)
 
     def close(self) -> None:
         self.logger.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import pathlib
 from typing import Any
 
 import jax
@@ -18,6 +19,7 @@ from crl import agents
 from crl.agents import crl as crl_agent
 from crl.buffer import SAMPLINGS
 from crl.config_tree import ConfigError, build, default_tree  # noqa: F401  ConfigError, default_tree: re-exported
+from crl.dataset import check_path as check_dataset_path
 from crl.agents.crl.losses import CONTRASTIVE_LOSSES, ENERGIES
 from crl.networks import ACTIVATIONS, COMPUTE_DTYPES, LOG_PROBS, MLPConfig
 from envs.wrappers import RESET_MODES
@@ -65,6 +67,7 @@ class NetworkConfig:
     remat: bool = False  # rematerialise each block in the backward pass (saves memory)
     dtype: str = "float32"  # matmul dtype; bfloat16 = mixed precision (float32 params and losses)
     log_prob: str = "exact"  # the actor's tanh Jacobian: exact | paper, log(1 - tanh(u)^2 + 1e-6) (networks.LOG_PROBS)
+    reinit_last_layers: int = 0  # with train.init_from: draw the last N Dense layers of every network afresh
 
     def __post_init__(self):
         # Note: dataclasses.replace(net, depth=...) keeps the already-resolved role values.
@@ -120,6 +123,13 @@ class TrainConfig:
     sampling: str = "uniform"  # uniform: any stored step per SGD step | window: one episode-length
     #                            window per env per update phase, batches without replacement
     update_order: str = "critic_first"  # critic_first: the actor steps against the updated critic | actor_first
+    # Offline training and learners that do not act (docs/offline.md):
+    dataset: str | None = None  # train from fixed data, never stepping the training env: a run dir of
+    #                             ours (its newest checkpoint's buffer) or an OGBench-layout .npz (crl/dataset.py)
+    init_from: str | None = None  # start from another run's params.msgpack (fresh optimiser state)
+    learner_depths: list = dataclasses.field(default_factory=list)  # learners of these depths (actor and
+    #                             critic) train on every batch the run samples, without acting; evaluated
+    #                             and logged as eval/depth_<d>/..., train/depth_<d>/...
 
     @property
     def env_steps_per_training_step(self) -> int:
@@ -184,6 +194,25 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    @property
+    def offline(self) -> bool:
+        """Training from fixed data (`train.dataset`): no env steps, no prefill."""
+        return self.train.dataset is not None
+
+    @property
+    def env_steps_per_phase(self) -> int:
+        """Env steps one update phase takes: an unroll of all envs online, none offline."""
+        return 0 if self.offline else self.train.env_steps_per_training_step
+
+    @property
+    def step_counter(self) -> str:
+        """The counter TensorBoard's x axis shows: env steps online, SGD steps offline."""
+        return "sgd_steps" if self.offline else "env_steps"
+
+    def learner_names(self) -> list[str]:
+        """The names of `train.learner_depths`' learners (`depth_<d>`), in order."""
+        return [f"depth_{d}" for d in self.train.learner_depths]
+
     # The schedule needs the episode length (the paper's rule), so it lives here, not on TrainConfig.
 
     @property
@@ -217,8 +246,10 @@ class Config:
             "sgd_steps_per_training_step": self.sgd_steps_per_training_step,
             "training_steps_per_epoch": phases,
             "training_steps": phases * t.num_epochs,
-            "env_steps_per_epoch": phases * t.env_steps_per_training_step,
-            "prefill_env_steps": t.prefill_unrolls * t.env_steps_per_training_step,
+            "env_steps_per_epoch": phases * self.env_steps_per_phase,
+            "prefill_env_steps": 0 if self.offline else t.prefill_unrolls * t.env_steps_per_training_step,
+            "offline": self.offline,
+            "learners": self.learner_names(),
             "reset_mode": t.reset_mode,
             "prefill_policy": t.prefill_policy,
             "sampling": t.sampling,
@@ -318,10 +349,11 @@ def validate(cfg: Config) -> None:
         )
     first_batch_rows = (t.prefill_unrolls + 1) * t.env_steps_per_training_step
     _check(
-        t.batch_size <= first_batch_rows, "train.batch_size", t.batch_size,
+        cfg.offline or t.batch_size <= first_batch_rows, "train.batch_size", t.batch_size,
         f"use at most the env steps stored before the first update ({first_batch_rows}); "
         "or raise train.prefill_steps",
     )
+    _validate_offline(cfg)
     lg = cfg.logging
     _check(lg.wandb_mode in WANDB_MODES, "logging.wandb_mode", lg.wandb_mode, f"use one of {', '.join(WANDB_MODES)}")
     _check(
@@ -349,6 +381,36 @@ def validate(cfg: Config) -> None:
     _check(v.every_epochs >= 0, "video.every_epochs", v.every_epochs, "use 0 (only at the end) or a positive integer")
     _check(min(v.width, v.height) >= 16, "video.width", f"{v.width}x{v.height}", "use at least 16 x 16")
     _check(cfg.seed >= 0, "seed", cfg.seed, "use an integer >= 0")
+
+
+def _validate_offline(cfg: Config) -> None:
+    """train.dataset, train.init_from, train.learner_depths, network.reinit_last_layers."""
+    t, n = cfg.train, cfg.network
+    if t.dataset is not None:
+        check_dataset_path(t.dataset)
+        _check(t.sampling == "uniform", "train.sampling", t.sampling,
+               "use uniform with train.dataset (an offline buffer is not laid out one column per env)")
+    _check(
+        t.dataset is not None or not agents.offline_only(cfg.agent.name), "train.dataset", t.dataset,
+        f"agent {cfg.agent.name} learns from fixed data only: set train.dataset=<run dir|file.npz> "
+        "(online, iterated behaviour cloning of the agent's own data is agent=gcsl)",
+    )
+    if t.init_from is not None:
+        params = pathlib.Path(t.init_from).expanduser() / "params.msgpack"
+        _check(params.is_file(), "train.init_from", t.init_from,
+               "give the directory of a finished run (it holds params.msgpack)")
+    _check(n.reinit_last_layers >= 0, "network.reinit_last_layers", n.reinit_last_layers, "use an integer >= 0")
+    most = min(n.actor_depth, n.critic_depth) + 2  # the Dense layers of the shallower network
+    _check(n.reinit_last_layers <= most, "network.reinit_last_layers", n.reinit_last_layers,
+           f"use at most {most} (the Dense layers of the shallower network: depth + input + head)")
+    _check(n.reinit_last_layers == 0 or t.init_from is not None, "network.reinit_last_layers", n.reinit_last_layers,
+           "it cold-starts layers of loaded parameters: set train.init_from=<run dir> too, or use 0")
+    depths = t.learner_depths
+    _check(isinstance(depths, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) for d in depths),
+           "train.learner_depths", depths, "use a list of depths, e.g. [4,16]")
+    for d in depths:
+        _check(d >= 0 and d % 4 == 0, "train.learner_depths", depths, "use multiples of 4 (0, 4, 8, ..., 1024)")
+    _check(len(set(depths)) == len(depths), "train.learner_depths", depths, "use each depth once")
 
 
 def validate_with_env(cfg: Config, spec) -> None:

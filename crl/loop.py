@@ -110,7 +110,7 @@ def epoch_row(trainer, epoch: int, ts, train_metrics: dict, eval_metrics: dict, 
         "wall_time": wall_time,
         **{f"eval/{k}": _host(v) for k, v in eval_metrics.items()},
         **{f"train/{k}": _host(v) for k, v in train_metrics.items()},
-        "train/env_steps_per_second": phases * cfg.train.env_steps_per_training_step / epoch_time,
+        "train/env_steps_per_second": phases * cfg.env_steps_per_phase / epoch_time,
         "train/sgd_steps_per_second": phases * cfg.sgd_steps_per_training_step / epoch_time,
         **device_memory_row(),
     }
@@ -179,7 +179,8 @@ def train_loop(
                     return ts, progress
             ts = trainer.end_epoch(ts)
             epoch_time = time.perf_counter() - epoch_start
-            eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, trainer.eval_key(key_eval, epoch)))
+            eval_metrics = jax.device_get(trainer.evaluate(ts.actor_params, trainer.eval_key(key_eval, epoch),
+                                                           trainer.learner_actor_params(ts)))
             row = epoch_row(trainer, epoch + 1, ts, epoch_metrics(done), eval_metrics, epoch_time,
                             time.perf_counter() - wall_start)
             progress = Progress(

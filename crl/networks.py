@@ -236,3 +236,55 @@ def deterministic_action(mean):
 
 def param_count(params) -> int:
     return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+# -- cold-starting the last layers of loaded parameters -------------------------------------
+
+
+def dense_layer_order(mlp_params: dict) -> list[tuple]:
+    """The Dense layers of one residual MLP's parameters, last first, as paths: ("head",),
+    blocks' ("blocks", i, "DenseNormAct_j") (scanned) or ("block_i", "DenseNormAct_j"),
+    then ("input",)."""
+    order = [("head",)]
+    if "blocks" in mlp_params:
+        extra = mlp_params["head"]["kernel"].ndim - 2  # leading axes of a vmapped (twin) network
+        num_blocks = jax.tree.leaves(mlp_params["blocks"])[0].shape[extra]
+        order += [("blocks", i, f"DenseNormAct_{j}") for i in reversed(range(num_blocks)) for j in (3, 2, 1, 0)]
+    else:
+        num_blocks = sum(1 for k in mlp_params if k.startswith("block_"))
+        order += [(f"block_{i}", f"DenseNormAct_{j}") for i in reversed(range(num_blocks)) for j in (3, 2, 1, 0)]
+    return order + [("input",)]
+
+
+def reinit_last_layers(loaded: dict, fresh: dict, n: int) -> dict:
+    """`loaded` with the last `n` Dense layers (with their LayerNorms) of every residual MLP
+    in it taken from `fresh` (the same structure, newly initialised): the cold-started last
+    layers of the paper's offline test. Every subtree holding "input" and "head" is one MLP
+    (the actor's trunk, the critic's encoders, each twin of a twin Q network)."""
+    if n == 0:
+        return loaded
+
+    def walk(a, b):
+        if not isinstance(a, dict):
+            return a
+        if "input" in a and "head" in a:
+            return _reinit_mlp(a, b, n)
+        return {k: walk(a[k], b[k]) for k in a}
+
+    return walk(loaded, fresh)
+
+
+def _reinit_mlp(a: dict, b: dict, n: int) -> dict:
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in a.items()}
+    extra = b["head"]["kernel"].ndim - 2
+    for path in dense_layer_order(a)[:n]:
+        if path[0] == "blocks":
+            _, i, layer = path
+            index = (slice(None),) * extra + (i,)
+            out["blocks"][layer] = jax.tree.map(lambda x, y: x.at[index].set(y[index]), out["blocks"][layer],
+                                                b["blocks"][layer])
+        elif len(path) == 2:
+            out[path[0]][path[1]] = b[path[0]][path[1]]
+        else:
+            out[path[0]] = b[path[0]]
+    return out

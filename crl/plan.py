@@ -90,7 +90,8 @@ def memory_plan(trainer) -> dict:
     train = _stats(cls.train_phase.lower(trainer, abstract).compile())
     prefill = _stats(cls.prefill.lower(trainer, abstract).compile())
     key = jax.ShapeDtypeStruct((2,), np.uint32)
-    evaluate = _stats(cls.evaluate.lower(trainer, abstract.actor_params, key).compile())
+    evaluate = _stats(cls.evaluate.lower(trainer, abstract.actor_params, key,
+                                         trainer.learner_actor_params(abstract)).compile())
     eval_total = out["state_bytes_per_device"] + evaluate["footprint"] - evaluate["argument"]
     out.update({
         **{f"update_{k}": v for k, v in train.items()},

@@ -28,7 +28,8 @@ import numpy as np
 import yaml
 
 import envs
-from crl import plan, rundir
+from crl import agents, plan, rundir
+from crl import dataset as fixed_data
 from crl.callbacks import (  # noqa: F401  NonFiniteError: re-exported for callers of run_training
     Checkpointing,
     EpochLog,
@@ -43,7 +44,7 @@ from crl.checkpoint import Checkpointer, CheckpointError, checkpoint_name
 from crl.config import Config, ConfigError, validate_with_env
 from crl.loop import Callback, train_loop
 from crl.networks import param_count
-from crl.params_file import read_params
+from crl.params_file import ParamsError, read_params
 from crl.seeds import PerSeed, SeedBatch, seed_progress, stack
 from crl.train import Trainer
 
@@ -125,7 +126,7 @@ def run_training(
     run_dir = pathlib.Path(run_dir).absolute()
     resume_command = resume_command or f"run_training(cfg, {str(run_dir)!r}) again"
     env, eval_env = build_envs(cfg)
-    trainer = Trainer(cfg, env, eval_env)
+    trainer = Trainer(cfg, env, eval_env, *load_inputs(cfg, env))
     plan.check_fits(trainer, seeds=cfg.train.num_seeds)  # too large for the device: one line, before compiling
     rundir.check_is_run_dir(run_dir)
     seed_cfgs = seed_configs(cfg)
@@ -143,6 +144,28 @@ def run_training(
         if len(seed_cfgs) == 1:
             return _run_one(cfg, run_dir, trainer, files, callbacks, resume_command)
         return _run_seeds(cfg, seed_cfgs, run_dir, trainer, files, callbacks, resume_command)
+
+
+def load_inputs(cfg: Config, env) -> tuple[dict | None, dict | None]:
+    """(the fixed data of an offline run, the parameters to start from) as the config names
+    them (`train.dataset`, `train.init_from`), each checked against this run's env and
+    networks: a dataset or parameters that do not fit raise a one-line ConfigError."""
+    dataset = start_params = None
+    agent = agents.make(cfg, env)
+    if cfg.offline:
+        dataset = fixed_data.load(cfg.train.dataset, env.state_dim, env.action_size, len(env.goal_indices))
+        if "goals" not in dataset and agent.relabelling.future_fraction < 1.0:
+            raise ConfigError(
+                f"train.dataset: {cfg.train.dataset!r} has no field 'goals' (the goals the env commanded), which "
+                f"agent {cfg.agent.name} without HER needs; use a dataset with goals, or agent.her=true"
+            )
+    if cfg.train.init_from is not None:
+        path = pathlib.Path(cfg.train.init_from).expanduser() / "params.msgpack"
+        try:
+            start_params = read_params(path, jax.eval_shape(agent.init_params, jax.random.PRNGKey(0)))
+        except ParamsError as err:
+            raise ConfigError(f"train.init_from: {err}") from None
+    return dataset, start_params
 
 
 def seed_configs(cfg: Config) -> list[Config]:
@@ -208,6 +231,8 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
         "critic_params": param_count(trainer.params(ts)) - actor_params,
         **cfg.schedule(),  # the schedule rule and pipeline options, with the resulting numbers
         "buffer_rows": trainer.capacity,
+        **({"dataset": trainer.dataset_info} if cfg.offline else {}),
+        **({"init_from": str(pathlib.Path(cfg.train.init_from).expanduser().absolute())} if cfg.train.init_from else {}),
         "devices": [str(d) for d in jax.devices()],
         "versions": stack_versions(),
     }
@@ -221,7 +246,7 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
     checkpointing = Checkpointing(checkpointer, cfg.checkpoint.every_epochs)
     own = app_callbacks(cfg, run_dir) if callable(app_callbacks) else app_callbacks
     callbacks = [
-        MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step),
+        MetricsFiles(run_dir, cfg.logging.tensorboard, cfg.logging.csv, purge_step, cfg.step_counter),
         EpochLog(epoch_log_prefix),
         NonFiniteGuard(checkpointer),
         checkpointing,
@@ -386,12 +411,14 @@ def _start_or_resume(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, check
             "random" if cfg.train.prefill_policy == "random" else "actor",
         )
     # TensorBoard hides events from the first step after the last whole epoch saved
-    return ts, restored, _last_epoch_env_steps(cfg, restored) + 1
+    return ts, restored, _last_epoch_step(cfg, restored) + 1
 
 
-def _last_epoch_env_steps(cfg: Config, restored) -> int:
-    """Env steps at the end of the last whole epoch in `restored` (a paused checkpoint's
-    env steps include the phases of the cut epoch)."""
+def _last_epoch_step(cfg: Config, restored) -> int:
+    """TensorBoard's step (env steps; SGD steps offline) at the end of the last whole epoch in
+    `restored` (a paused checkpoint's counters include the phases of the cut epoch)."""
+    if cfg.offline:
+        return int(restored.state.sgd_steps) - restored.phase * cfg.sgd_steps_per_training_step
     return restored.env_steps - restored.phase * cfg.train.env_steps_per_training_step
 
 

@@ -59,9 +59,12 @@ class SeedBatch:
     def eval_key(self, keys, epoch: int):
         return jax.vmap(self.trainer.eval_key, (0, None))(keys, epoch)
 
+    def learner_actor_params(self, ts):
+        return self.trainer.learner_actor_params(ts)
+
     @functools.partial(jax.jit, static_argnums=0)
-    def evaluate(self, actor_params, keys):
-        return jax.vmap(self.trainer.evaluate)(actor_params, keys)
+    def evaluate(self, actor_params, keys, learner_actor_params=None):
+        return jax.vmap(self.trainer.evaluate)(actor_params, keys, learner_actor_params)
 
 
 def _item(value, i: int):

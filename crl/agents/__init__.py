@@ -6,16 +6,20 @@ checkpoints, evaluation and the tools are shared and call only the interface bel
     sac    SAC: twin Q, Polyak target networks, automatic entropy tuning; agent.her=true: SAC+HER
     td3    TD3: deterministic actor, target-policy smoothing, delayed actor updates; agent.her
     gcsl   GCSL: iterated goal-conditioned behaviour cloning of its own relabelled data
+    gcbc   GCBC: goal-conditioned behaviour cloning of fixed data (train.dataset only)
 
 Each package's `__init__` holds its settings (`Config`, a frozen dataclass whose fields are
-`agent.*` on the command line; `name` is the agent's name) and nothing heavy; its
+`agent.*` on the command line; `name` is the agent's name), `OWN_TRAIN_KEYS` (the train.*
+keys only it reads), optionally `OFFLINE_ONLY = True` (it needs train.dataset), and
+nothing heavy; its
 `learner.make(cfg, env)` builds the agent, an object with:
 
     name, config                 its name and settings
     relabelling                  which goals its batches carry (crl.buffer.Relabelling)
     init_params(key)             fresh parameters in params.msgpack's layout: {"actor": ..., ...}
-    init_learner(key)            its learning state: a dict of Flax TrainStates ("actor" always)
-                                 and target parameters
+    init_learner(key, params=None)  its learning state: a dict of Flax TrainStates ("actor"
+                                 always) and target parameters; from `params` (init_params'
+                                 layout, e.g. another run's) with fresh optimiser states if given
     params(learner)              the learner's parameters in init_params' layout
     explore(actor_params, state, goal, key)  the acting policy while collecting
     act(actor_params, state, goal)           the evaluation policy (deterministic)
@@ -31,7 +35,7 @@ import importlib
 
 from crl.config_tree import ConfigError, build
 
-AGENTS = ("crl", "sac", "td3", "gcsl")
+AGENTS = ("crl", "sac", "td3", "gcsl", "gcbc")
 DEFAULT = "crl"
 
 
@@ -69,6 +73,11 @@ def build_config(data) -> object:
 def own_train_keys(name: str) -> tuple[str, ...]:
     """The train.* keys only agent `name` reads (another agent refuses them at a non-default value)."""
     return importlib.import_module(f"crl.agents.{_check_name(name)}").OWN_TRAIN_KEYS
+
+
+def offline_only(name: str) -> bool:
+    """Whether agent `name` learns only from fixed data (train.dataset)."""
+    return getattr(importlib.import_module(f"crl.agents.{_check_name(name)}"), "OFFLINE_ONLY", False)
 
 
 def make(cfg, env):

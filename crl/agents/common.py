@@ -56,8 +56,8 @@ class SoftActorCritic(GaussianPolicy):
             "log_alpha": jnp.zeros((), jnp.float32),
         }
 
-    def init_learner(self, key) -> dict:
-        params = self.init_params(key)
+    def init_learner(self, key, params=None) -> dict:
+        params = self.init_params(key) if params is None else params
         return dict(
             actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
             critic=TrainState.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),

@@ -20,7 +20,7 @@ import time
 from crl import plan as memplan
 from crl.apps import enable_compilation_cache
 from crl.config import Config
-from crl.run import build_envs
+from crl.run import build_envs, load_inputs
 from crl.train import Trainer
 
 COLUMNS = [  # (header, key, format)
@@ -34,7 +34,7 @@ COLUMNS = [  # (header, key, format)
 
 def plan_row(cfg: Config, limit: int | None) -> dict:
     env, eval_env = build_envs(cfg)
-    trainer = Trainer(cfg, env, eval_env)
+    trainer = Trainer(cfg, env, eval_env, *load_inputs(cfg, env))
     start = time.perf_counter()
     p = memplan.memory_plan(trainer)
     net, t = cfg.network, cfg.train

@@ -35,9 +35,9 @@ class GCSL(GaussianPolicy):
     def init_params(self, key) -> dict:
         return {"actor": self.init_actor(key)}
 
-    def init_learner(self, key) -> dict:
-        return dict(actor=TrainState.create(apply_fn=self.actor.apply, params=self.init_params(key)["actor"],
-                                            tx=self.actor_opt))
+    def init_learner(self, key, params=None) -> dict:
+        params = self.init_params(key) if params is None else params
+        return dict(actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt))
 
     def params(self, learner) -> dict:
         return {"actor": learner["actor"].params}

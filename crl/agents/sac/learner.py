@@ -22,8 +22,8 @@ class SAC(SoftActorCritic):
         # Without HER every goal is the commanded one; HER's "future" goals are uniform over the steps left.
         self.relabelling = Relabelling(future_fraction=a.her_fraction if a.her else 0.0, offsets="uniform")
 
-    def init_learner(self, key) -> dict:
-        learner = super().init_learner(key)
+    def init_learner(self, key, params=None) -> dict:
+        learner = super().init_learner(key, params)
         return {**learner, "target_critic": jax.tree.map(jnp.copy, learner["critic"].params)}
 
     def value(self, params, state, goal):

@@ -35,8 +35,8 @@ class TD3:
             "critic": self.critic.init(k_critic, state0, jnp.zeros((1, self.action_size)), goal0)["params"],
         }
 
-    def init_learner(self, key) -> dict:
-        params = self.init_params(key)
+    def init_learner(self, key, params=None) -> dict:
+        params = self.init_params(key) if params is None else params
         return dict(
             actor=TrainState.create(apply_fn=self.actor.apply, params=params["actor"], tx=self.actor_opt),
             critic=TrainState.create(apply_fn=self.critic.apply, params=params["critic"], tx=self.critic_opt),
