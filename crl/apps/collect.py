@@ -2,7 +2,7 @@
 
     from crl.apps.collect import collect_runs, curves, aggregate
     runs = collect_runs("multirun/2025-01-01_12-00-00")   # one row per run (final epoch)
-    table = aggregate(runs)                                # mean and standard error over seeds
+    table = aggregate(runs)                                # over seeds: mean, s.e., IQM and its 95 % CI
     paper = collect_runs("multirun/...", score="last5")   # the paper's score: time_at_goal_last5, ...
 
 A run directory is any directory under the sweep that holds a `metrics.csv`; its
@@ -25,10 +25,10 @@ import sys
 import warnings
 
 import jax
-import numpy as np
 import pandas as pd
 import yaml
 
+from crl.apps.stats import RESAMPLES, SEED, iqm_interval
 from crl.config import NetworkConfig, from_dict
 from crl.params_file import read_params
 from crl.run import build_envs, load_params
@@ -253,28 +253,25 @@ def _tidy(df: pd.DataFrame) -> pd.DataFrame:
     return df[first + middle + last]
 
 
-def standard_error(values) -> float:
-    """Standard error of the mean (sample std / sqrt(n)); NaN for fewer than two values."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size < 2:
-        return math.nan
-    return float(np.std(values, ddof=1) / math.sqrt(values.size))
-
-
 def aggregate(
     df: pd.DataFrame,
     metrics: tuple[str, ...] | None = None,
     by: list[str] | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
 ) -> pd.DataFrame:
-    """Mean and standard error over seeds: one row per configuration.
+    """Mean, standard error and IQM with its 95 % bootstrap CI over seeds: one row per
+    configuration.
 
     Groups by every settings column except `seed` (or by `by`). Output columns: the
-    group keys, `n_seeds`, `<metric>_mean` and `<metric>_se` for each metric, and the
-    group's `param_count`, mean `env_steps` and mean `wall_time` where present.
-    A group of one seed has a NaN standard error. `metrics` defaults to time_at_goal and
-    success_any under the table's score: time_at_goal_last5 and success_any_last5 in a
-    `collect_runs(..., score="last5")` table.
+    group keys, `n_seeds`, then for each metric `<metric>_mean`, `<metric>_se` (sample
+    std / sqrt(n)), `<metric>_iqm` (scipy.stats.trim_mean(x, 0.25): the mean for fewer
+    than 4 seeds), `<metric>_iqm_ci_low` and `<metric>_iqm_ci_high` (percentile bootstrap
+    over the seeds, `resamples` resamples, seeded by `seed`: reproducible;
+    crl.apps.stats.iqm_interval), and the group's `param_count`, mean `env_steps` and mean
+    `wall_time` where present. A group of one seed has a NaN standard error and CI.
+    `metrics` defaults to time_at_goal and success_any under the table's score:
+    time_at_goal_last5 and success_any_last5 in a `collect_runs(..., score="last5")` table.
     """
     if metrics is None:
         metrics = tuple(score_column(m, s) for s in SCORES for m in ("time_at_goal", "success_any")
@@ -282,24 +279,22 @@ def aggregate(
     keys = [c for c in (by or GROUP_COLUMNS) if c in df]
     if not keys:
         raise CollectError(f"aggregate: none of the grouping columns {by or GROUP_COLUMNS} is in the table")
-    rows = []
-    for group_values, group in df.groupby(keys, dropna=False, sort=True):
-        if not isinstance(group_values, tuple):
-            group_values = (group_values,)
-        row = dict(zip(keys, group_values))
-        row["n_seeds"] = int(group["seed"].nunique()) if "seed" in group else len(group)
-        for metric in metrics:
-            if metric not in group:
-                continue
-            row[f"{metric}_mean"] = float(group[metric].mean())
-            row[f"{metric}_se"] = standard_error(group[metric])
-        for extra in ("env_steps", "wall_time"):
-            if extra in group:
-                row[extra] = float(group[extra].mean())
-        if "param_count" in group:
-            row["param_count"] = group["param_count"].iloc[0]
-        rows.append(row)
-    return pd.DataFrame(rows)
+    metrics = [m for m in metrics if m in df]
+    groups = df.groupby(keys, dropna=False, sort=True)
+    named = {"n_seeds": ("seed", "nunique") if "seed" in df else (keys[0], "size")}
+    for metric in metrics:
+        named[f"{metric}_mean"] = (metric, "mean")
+        named[f"{metric}_se"] = (metric, "sem")
+    named.update({extra: (extra, "mean") for extra in ("env_steps", "wall_time") if extra in df})
+    if "param_count" in df:
+        named["param_count"] = ("param_count", "first")
+    table = groups.agg(**named)
+    for metric in metrics:
+        intervals = groups[metric].agg(lambda x: iqm_interval(x, resamples=resamples, seed=seed))
+        for i, suffix in enumerate(("iqm", "iqm_ci_low", "iqm_ci_high")):
+            table[f"{metric}_{suffix}"] = intervals.map(lambda interval, i=i: interval[i])
+    order = ["n_seeds"] + [f"{m}_{s}" for m in metrics for s in ("mean", "se", "iqm", "iqm_ci_low", "iqm_ci_high")]
+    return table[order + [c for c in table.columns if c not in order]].reset_index()
 
 
 # -- loading a trained run ---------------------------------------------------------------
@@ -355,11 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="crl-collect",
         description="Tabulate a sweep: one row per run (final epoch; --score last5: the mean of its last 5 "
-                    "evaluations), or seed means with --aggregate.",
+                    "evaluations), or per configuration over seeds with --aggregate (mean, s.e., IQM and its CI).",
     )
     parser.add_argument("sweep_dir", type=pathlib.Path, help="a multirun directory (or any folder of run dirs)")
     parser.add_argument("--out", type=pathlib.Path, help="write the table to this .csv or .parquet file")
-    parser.add_argument("--aggregate", action="store_true", help="mean and standard error over seeds")
+    parser.add_argument("--aggregate", action="store_true",
+                        help="per configuration: mean, standard error, IQM and its 95%% bootstrap CI over seeds")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES,
+                        help=f"bootstrap resamples of --aggregate's IQM CI (default {RESAMPLES}; seeded: reproducible)")
     parser.add_argument("--curves", action="store_true", help="every epoch of every run instead of the final one")
     parser.add_argument("--score", choices=SCORES, default="final",
                         help="each run's eval metrics: its final evaluation (default), or last5: the mean of its "
@@ -367,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.aggregate and args.curves:
         parser.error("--aggregate and --curves do not combine")
+    if args.resamples < 1:
+        parser.error(f"--resamples: {args.resamples} is not allowed; use a positive number (default {RESAMPLES})")
     if args.curves and args.score != "final":
         parser.error("--score applies to the one-row-per-run table, not to --curves (every epoch)")
     try:
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always")
             df = curves(args.sweep_dir) if args.curves else collect_runs(args.sweep_dir, score=args.score)
         if args.aggregate:
-            df = aggregate(df)
+            df = aggregate(df, resamples=args.resamples)
         if args.out is not None:
             _write(df, args.out)
             print(f"crl-collect: wrote {len(df)} rows to {args.out}")

@@ -2,6 +2,8 @@
 
     depth_grids(table)                      actor depth x critic depth grid of a score (paper Fig. 11)
     embeddings(trainer, params)             phi(s, a) along evaluation episodes and psi(g), in 2-D (PCA)
+    performance_profiles(runs)              per setting, the share of runs above each normalised score,
+                                            with stratified-bootstrap CI bands (Agarwal et al. 2021)
 
 The critic's value map over a maze (paper Fig. 5) is `crl.apps.analysis.value_map`.
 """
@@ -17,6 +19,7 @@ import pandas as pd
 
 from crl.agents.crl.networks import Critic
 from crl.apps.collect import aggregate
+from crl.apps.stats import RESAMPLES, SEED, ScoreDistribution, normalised_scores, score_distribution
 from crl.evaluate import rollout
 
 # -- the actor-depth x critic-depth grid ---------------------------------------------------
@@ -144,3 +147,32 @@ def embeddings(trainer, params: dict, env=None, num_episodes: int = 8, steps: in
         goals=goals,
         explained_variance=ratio,
     )
+
+
+# -- performance profiles ----------------------------------------------------------------------
+
+
+def performance_profiles(runs: pd.DataFrame, metric: str = "time_at_goal", by: str = "critic_depth",
+                         normalise: str = "episode", thresholds=None, resamples: int = RESAMPLES,
+                         seed: int = SEED) -> dict:
+    """{setting: ScoreDistribution} from a per-run `collect_runs` table: for each value of
+    `by` (a depth, width, batch size or agent), the share of its runs whose normalised
+    score (`crl.apps.stats.normalised_scores`: `metric` / episode length, with
+    normalise="paper" also / the paper's best on its tasks) exceeds each threshold, each
+    task weighted equally, with 95 % stratified-bootstrap CI bands (seeds resampled within
+    each task; NaN bands where a task has one run). `thresholds` default to 51 points from
+    0 to the largest of 1 and the best score."""
+    if by not in runs:
+        raise ValueError(f"performance_profiles: by: the table has no column {by}")
+    scored = normalised_scores(runs, metric, normalise)
+    if thresholds is None:
+        thresholds = np.linspace(0.0, max(1.0, float(scored["normalised"].max())), 51)
+    profiles: dict = {}
+    for setting, group in scored.groupby(by, sort=True):
+        tasks = {str(task): g["normalised"].to_numpy(float) for task, g in group.groupby("env", sort=True)}
+        profiles[setting] = score_distribution(tasks, thresholds, resamples=resamples, seed=seed)
+    return profiles
+
+
+__all__ = ["DepthGrid", "Embeddings", "ScoreDistribution", "depth_grids", "embeddings", "pca_2d",
+           "performance_profiles"]
