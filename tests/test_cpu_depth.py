@@ -70,18 +70,25 @@ def test_summary_csv_is_the_saved_sweep_aggregated(saved):
 
 
 def test_the_figures_are_published():
-    for name in ("time_at_goal_vs_depth.png", "learning_curves.png", "value_map.png"):
+    for name in ("time_at_goal_vs_depth.png", "learning_curves.png", "value_map.png", "interval_estimates.png",
+                 "performance_profile.png"):
         path = RESULTS / name
         assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
 
 
 def test_the_critical_depth_rule_on_the_real_sweep(saved):
-    """docs/results/cpu_depth/README.md reports these: depth 4 -> 8 is the jump."""
+    """docs/results/cpu_depth/README.md reports these: depth 4 -> 8 is the jump, with a
+    probability of improvement of 1.0 [1.0, 1.0]."""
     from crl.apps.analysis import critical_depths, depth_summary
 
     _, table = saved
     critical = critical_depths(table).iloc[0]
     assert (critical.env, critical.critical_depth, bool(critical.noise_checked)) == ("point_u_maze", 8, True)
+    # from the runs, the step's probability of improvement: every depth-8 seed beat every depth-4 seed
+    runs, _ = saved
+    found = critical_depths(runs).iloc[0]
+    assert found.critical_depth == 8
+    assert (found.p_improvement, found.p_improvement_ci_low, found.p_improvement_ci_high) == (1.0, 1.0, 1.0)
     assert critical.gain > critical.threshold > 2 * table.time_at_goal_se.min()
     # the issue's bar: a deeper depth whose mean - s.e. clears depth 4's mean + s.e.
     summary = depth_summary(table).set_index("depth")

@@ -85,7 +85,7 @@ def test_notebook_runs_headless_and_writes_its_figures(sweep, tmp_path, monkeypa
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
 
     for name in ("time_at_goal_vs_depth.png", "learning_curves.png", "width_vs_depth.png", "value_map.png",
-                 "actor_vs_critic_depth.png", "embeddings.png"):
+                 "actor_vs_critic_depth.png", "embeddings.png", "interval_estimates.png", "performance_profile.png"):
         path = out_dir / name
         assert path.is_file() and path.stat().st_size > 5000, name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -95,3 +95,6 @@ def test_notebook_runs_headless_and_writes_its_figures(sweep, tmp_path, monkeypa
     assert "8 runs, 4 configurations, tasks: point_u_maze" in text
     # Our point-maze runs (train.sgd_schedule=ratio) are scored by their final evaluation.
     assert "score: final (final evaluation; auto: not every run trained with the paper's protocol" in text
+    # IQM with its CI per depth over the tasks' normalised scores (2 seeds per depth)
+    assert "normalised time_at_goal (final evaluation; episode), per depth over 1 task(s):" in text
+    assert text.count("IQM ") >= 2 and "(2 runs)" in text
