@@ -131,6 +131,12 @@ class TrainConfig:
     #                             critic) train on every batch the run samples, without acting; evaluated
     #                             and logged as eval/depth_<d>/..., train/depth_<d>/...
 
+    def __post_init__(self):
+        # the fixed data and the start parameters by absolute path: a resume from elsewhere finds them
+        for name in ("dataset", "init_from"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, str(pathlib.Path(getattr(self, name)).expanduser().absolute()))
+
     @property
     def env_steps_per_training_step(self) -> int:
         return self.num_envs * self.unroll_length

@@ -108,7 +108,7 @@ def test_batches_carry_the_goals_the_agent_asks_for_with_their_rewards():
 def test_agent_settings_are_checked_in_one_line():
     assert from_dict({"agent": {"name": "td3", "her": True}}).agent.her is True
     for bad, start in [
-        ({"agent": {"name": "ppo"}}, "agent.name: 'ppo' is not allowed; use one of crl, sac, td3, gcsl"),
+        ({"agent": {"name": "ppo"}}, "agent.name: 'ppo' is not allowed; use one of crl, sac, td3, gcsl, gcbc"),
         ({"agent": {"name": "crl", "her": True}}, "agent.her: not a setting of agent crl"),
         ({"agent": {"name": "gcsl", "tau": 0.1}}, "agent.tau: not a setting of agent gcsl"),
         ({"agent": {"name": "sac", "her_fraction": 0.0}}, "agent.her_fraction: 0.0 is not allowed"),
@@ -126,7 +126,7 @@ def test_crl_train_refuses_an_unknown_agent_or_setting_in_one_line(tmp_path):
     from crl.apps.train import CONF_DIR
 
     for args, start in [
-        (["agent=ppo"], "agent=ppo: no such agent config; choose one of crl, gcsl, sac, sac_her, td3, td3_her"),
+        (["agent=ppo"], "agent=ppo: no such agent config; choose one of crl, gcbc, gcsl, sac, sac_her, td3, td3_her"),
         (["agent.her=true"], "agent.her: not a setting of agent crl (in 'agent.her=true'); its settings: name"),
         (["agent=gcsl", "agent.tau=0.1"], "agent.tau: not a setting of agent gcsl"),
         (["-m", "agent=sac,crl", "agent.her=true"], "agent.her: not a setting of agent crl"),
@@ -145,11 +145,14 @@ def test_crl_train_refuses_an_unknown_agent_or_setting_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_every_agent_has_the_interface_the_trainer_calls():
+def test_every_agent_has_the_interface_the_trainer_calls(tmp_path):
     cfg = from_dict(tiny_config())
     env, _ = build_envs(cfg)
+    data = tmp_path / "data.npz"  # an offline-only agent's config needs a dataset that exists
+    np.savez(data, observations=np.zeros((4, 2)), actions=np.zeros((4, 2)), terminals=np.array([0, 1, 0, 1]))
     for name in agents.AGENTS:
-        trainer = Trainer(from_dict({**tiny_config(), "agent": {"name": name}}), env)
+        dataset = {"dataset": str(data)} if agents.offline_only(name) else {}
+        trainer = Trainer(from_dict({**tiny_config(train=dataset), "agent": {"name": name}}), env)
         params = jax.eval_shape(trainer.init_params, jax.random.PRNGKey(0))
         learner = jax.eval_shape(trainer.init_learner, jax.random.PRNGKey(0))
         assert "actor" in params and trainer.agent.name == name
