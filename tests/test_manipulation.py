@@ -26,7 +26,7 @@ import pytest
 
 from envs import registry
 from envs.manipulation import ENV_IDS, make
-from envs.manipulation.mjcf import CONTROL_DT, CUBE_START_Z, bin_walls
+from envs.manipulation.mjcf import CONTROL_DT, CUBE_START_Z, HAND_QUAT, bin_walls, quat_mul, quat_rotate
 from envs.manipulation.physics import ARM_START, action_to_ctrl, contact_geom_pairs
 from envs.manipulation.scripted import hold_action, pose_action
 from envs.manipulation.tasks import TASKS
@@ -218,6 +218,18 @@ PAPER_TRAJECTORY = {
                         "left_finger": [-0.090763, 0.699783, 0.300937]}),
     "arm_reach": (None, {"link7": [-0.320571, 0.700669, 0.506257]}),
 }
+
+
+def test_hand_poses_compose_with_mujocos_quaternions():
+    """quat_mul / quat_rotate are MuJoCo's mju_mulQuat / mju_rotVecQuat on unit quaternions:
+    quat_mul(a, b) rotates as b then a, and the hand's composed pose is the one the
+    hand-written helpers gave (to 1e-15)."""
+    rng = np.random.default_rng(0)
+    for a, b, v in zip(rng.normal(size=(20, 4)), rng.normal(size=(20, 4)), rng.normal(size=(20, 3))):
+        np.testing.assert_allclose(quat_rotate(quat_mul(a, b), v), quat_rotate(a, quat_rotate(b, v)), atol=1e-12)
+    np.testing.assert_allclose(quat_rotate((0, 0, 0, 2), (1, 0, 0)), (-1, 0, 0), atol=1e-15)  # half a turn about z
+    np.testing.assert_allclose(quat_mul(HAND_QUAT, (1, 1, 0, 0)), [0.6532814871628068, 0.6532814871628068,
+                                                                  -0.27059803866686, -0.27059803866686], atol=1e-15)
 
 
 @pytest.mark.parametrize("env_id", sorted(PAPER_TRAJECTORY))

@@ -152,21 +152,21 @@ def _unit(q) -> np.ndarray:
 
 
 def quat_mul(a, b) -> np.ndarray:
-    w1, x1, y1, z1 = _unit(a)
-    w2, x2, y2, z2 = _unit(b)
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])
+    """The rotation b then a (w, x, y, z), of the unit quaternions along a and b (MuJoCo's mju_mulQuat)."""
+    import mujoco  # lazy: listing the arm's task ids (envs.manipulation.tasks) must not load MuJoCo
+
+    out = np.empty(4)
+    mujoco.mju_mulQuat(out, _unit(a), _unit(b))
+    return out
 
 
 def quat_rotate(q, v) -> np.ndarray:
-    """v rotated by the unit quaternion along q."""
-    w, *u = _unit(q)
-    u, v = np.array(u), np.asarray(v, np.float64)
-    return v + 2.0 * np.cross(u, np.cross(u, v) + w * v)
+    """v rotated by the unit quaternion along q (MuJoCo's mju_rotVecQuat)."""
+    import mujoco  # lazy: as above
+
+    out = np.empty(3)
+    mujoco.mju_rotVecQuat(out, np.asarray(v, np.float64), _unit(q))
+    return out
 
 
 def _in_hand(pos, quat=(1, 0, 0, 0)) -> tuple[np.ndarray, np.ndarray]:
