@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import pathlib
-import struct
-import time
 
 import jax
 from tqdm import tqdm
@@ -142,38 +140,3 @@ def app_callbacks(cfg: Config, run_dir: pathlib.Path, progress_bar: bool = True,
     if cfg.video.enabled:
         callbacks.append(Videos(cfg, run_dir))
     return callbacks
-
-
-def read_wandb_history(run_file: str | pathlib.Path, wait_s: float = 30.0) -> list[dict]:
-    """The history rows of a W&B run file (`run-<id>.wandb`, e.g. of an offline run),
-    read without W&B's service. W&B's writer process may still be flushing the file just
-    after `finish()` returns: this waits (up to `wait_s`) for the run's exit record.
-
-    Format: a 7-byte header, then records in 32 KiB blocks, each chunk with a 7-byte
-    header (crc32, length, kind: 1 full, 2 first, 3 middle, 4 last)."""
-    from wandb.proto import wandb_internal_pb2  # lazy: optional dependency
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        data = pathlib.Path(run_file).read_bytes()
-        block, pos, pending, rows, complete = 32768, 7, b"", [], False
-        while pos + 7 <= len(data):
-            left = block - pos % block
-            _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-            if left < 7 or (length == 0 and kind == 0):  # block padding
-                pos += left
-                continue
-            pending += data[pos + 7:pos + 7 + length]
-            pos += 7 + length
-            if kind in (1, 4):
-                record = wandb_internal_pb2.Record()
-                record.ParseFromString(pending)
-                pending = b""
-                kind_name = record.WhichOneof("record_type")
-                complete |= kind_name == "exit"
-                if kind_name == "history":
-                    rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                                 for item in record.history.item})
-        if complete or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
