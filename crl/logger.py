@@ -1,12 +1,21 @@
-"""Per-epoch metrics to TensorBoard (tensorboardX) and to metrics.csv."""
+"""Per-epoch metrics to TensorBoard (tensorboardX) and to metrics.csv.
+
+The TensorBoard file is written through a private internal of tensorboardX,
+`tensorboardX.event_file_writer.EventsWriter` (see _SyncEventWriter); a tensorboardX that
+moved it fails at the writer's first use with one line naming the version found and
+KNOWN_TENSORBOARDX, the version known to work (tests/test_private_internals.py).
+"""
 
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import math
 import os
 import pathlib
 import time
+
+KNOWN_TENSORBOARDX = "2.6.5"  # the tensorboardX (constraints.txt) whose EventsWriter this uses
 
 
 class MetricsLogger:
@@ -56,9 +65,10 @@ class _SyncEventWriter:
 
     def __init__(self, logdir: pathlib.Path, purge_step=None):
         # lazy: tensorboardX (and its protobufs) only when TensorBoard logging is on
-        from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
         from tensorboardX.summary import scalar
+
+        EventsWriter = events_writer_class()
 
         self._Event, self._scalar = Event, scalar
         logdir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +87,22 @@ class _SyncEventWriter:
 
     def close(self) -> None:
         self._events.close()
+
+
+def events_writer_class():
+    """tensorboardX's private EventsWriter (a record writer that fsyncs), or one line naming
+    the tensorboardX found and the one known to work when an upgrade moved it."""
+    try:
+        from tensorboardX.event_file_writer import EventsWriter  # lazy: only with TensorBoard logging
+    except ImportError:
+        EventsWriter = None
+    if EventsWriter is None or not all(hasattr(EventsWriter, m) for m in ("write_event", "flush", "close")):
+        raise ImportError(
+            f"crl.logger: tensorboardX {importlib.metadata.version('tensorboardX')} has no "
+            "tensorboardX.event_file_writer.EventsWriter with write_event, flush and close (a private internal; "
+            f"known to work: tensorboardX {KNOWN_TENSORBOARDX}, as pinned in constraints.txt)"
+        )
+    return EventsWriter
 
 
 def _fmt(value) -> str:

@@ -4,6 +4,11 @@ The GL backend is MuJoCo's MUJOCO_GL: when unset, `egl` on a machine with an NVI
 and `osmesa` (Debian's libosmesa6) otherwise; `configure_gl` must run before MuJoCo is
 first imported (the painter calls it). Without a working backend the painter raises
 `GLBackendError`, one line naming the backend, what is missing and what to install.
+
+Swapping the GL context class after MuJoCo was imported uses a private internal of MuJoCo,
+`mujoco.rendering.classic.gl_context.GLContext`; a MuJoCo that moved it fails there with
+one line naming the version found and KNOWN_MUJOCO, the version known to work
+(tests/test_private_internals.py).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import importlib
+import importlib.metadata
 import os
 import sys
 import warnings
@@ -18,6 +24,8 @@ import warnings
 import numpy as np
 
 from envs.colors import GOAL_COLOR
+
+KNOWN_MUJOCO = "4.0.1"  # the MuJoCo (constraints.txt) whose rendering.classic.gl_context this patches
 
 
 def _has_nvidia_gpu() -> bool:
@@ -92,12 +100,27 @@ def configure_gl() -> str:
     os.environ["MUJOCO_GL"] = backend
     os.environ.setdefault("PYOPENGL_PLATFORM", backend)
     if "mujoco" in sys.modules:
+        gl_context_module().GLContext = importlib.import_module(f"mujoco.{backend}").GLContext
+    return backend
+
+
+def gl_context_module():
+    """MuJoCo's private module that holds the GL context class its Renderer builds
+    (`mujoco.rendering.classic.gl_context`), or one line naming the MuJoCo found and the
+    one known to work when an upgrade moved it."""
+    try:
         from mujoco.rendering.classic import (
             gl_context,  # lazy: MUJOCO_GL must be set before MuJoCo loads
         )
-
-        gl_context.GLContext = importlib.import_module(f"mujoco.{backend}").GLContext
-    return backend
+    except ImportError:
+        gl_context = None
+    if gl_context is None or not hasattr(gl_context, "GLContext"):
+        raise ImportError(
+            f"envs.mujoco_draw: mujoco {importlib.metadata.version('mujoco')} has no "
+            "mujoco.rendering.classic.gl_context.GLContext (a private internal; known to work: "
+            f"mujoco {KNOWN_MUJOCO}, as pinned in constraints.txt)"
+        )
+    return gl_context
 
 
 class MujocoPainter:

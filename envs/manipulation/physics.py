@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.metadata
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +31,8 @@ from flax import struct
 from mujoco import mjx
 
 from envs.manipulation.mjcf import FRAME_SKIP, SceneSpec, panda_mjcf
+
+KNOWN_MJX = "3.17.0"  # the mujoco-mjx (constraints.txt) whose data._impl.contact this reads (mjx_contacts)
 
 # (low, high) target of each of the 7 arm joints; low == high: held fixed.
 JOINT_TARGET_RANGE = (
@@ -196,5 +199,20 @@ def home_kinematics(scene: SceneSpec) -> tuple[np.ndarray, np.ndarray]:
 def contact_geom_pairs(model: ArmModel, data) -> tuple[jax.Array, jax.Array]:
     """(geom pairs (ncon, 2), active (ncon,)) of an MJX data's contacts: active when the
     contact is within reach (dist <= 0)."""
-    con = data._impl.contact if hasattr(data, "_impl") else data.contact
+    con = mjx_contacts(data)
     return con.geom, con.dist <= 0.0
+
+
+def mjx_contacts(data):
+    """An MJX data's contacts: `data._impl.contact`, a private internal of MJX (JAX
+    backend; older MJX had `data.contact`). An MJX that moved it fails here (at trace
+    time) with one line naming the version found and KNOWN_MJX, the version known to
+    work (tests/test_private_internals.py)."""
+    con = getattr(getattr(data, "_impl", data), "contact", None)
+    if con is None or not (hasattr(con, "geom") and hasattr(con, "dist")):
+        raise AttributeError(
+            f"envs.manipulation: mujoco-mjx {importlib.metadata.version('mujoco-mjx')} has no data._impl.contact "
+            f"with geom and dist (a private internal; known to work: mujoco-mjx {KNOWN_MJX}, as pinned in "
+            "constraints.txt)"
+        )
+    return con

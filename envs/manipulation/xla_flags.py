@@ -13,22 +13,34 @@ device query, not `import jax`). `ensure()` therefore appends the flag to XLA_FL
 while no backend exists yet, and otherwise warns once. `import envs.manipulation` calls
 it: `crl-train` builds its envs before its first jax computation, and the benchmark and
 the tests import this package first. Set CRL_ARM_KEEP_XLA_FLAGS=1 to leave XLA_FLAGS alone.
+
+Whether a backend exists is read from a private internal of jax,
+`jax._src.xla_bridge._backends` (no public API tells it without starting one). A jax
+that moved it fails that import with one line naming the version found and KNOWN_JAX,
+the version known to work (constraints.txt's pin; tests/test_private_internals.py).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import warnings
 
 FLAG = "--xla_cpu_use_fusion_emitters=false"
+KNOWN_JAX = "0.10.2"  # the jax whose jax._src.xla_bridge._backends this reads
 
 
 def _backend_started() -> bool:
     try:
         from jax._src import xla_bridge
-    except ImportError:  # pragma: no cover - jax is a dependency
-        return False
-    return bool(getattr(xla_bridge, "_backends", {}))
+
+        backends = xla_bridge._backends
+    except (ImportError, AttributeError):
+        raise ImportError(
+            f"envs.manipulation: jax {importlib.metadata.version('jax')} has no jax._src.xla_bridge._backends "
+            f"(a private internal; known to work: jax {KNOWN_JAX}, as pinned in constraints.txt)"
+        ) from None
+    return bool(backends)
 
 
 def ensure() -> bool:
