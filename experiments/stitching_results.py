@@ -50,8 +50,6 @@ def _scores(sweep: pathlib.Path):
 def _summary(runs):
     import pandas as pd
 
-    from crl.apps.collect import standard_error
-
     rows = []
     same = runs[runs.actor_depth == runs.critic_depth]
     for (env, pairs, depth), group in same.groupby(["env", "pair_distances", "critic_depth"]):
@@ -59,7 +57,7 @@ def _summary(runs):
                "depth": depth, "n_seeds": group.seed.nunique()}
         for metric in ("time_at_goal", "time_at_goal_last5", "success_any"):
             row[f"{metric}_mean"] = group[metric].mean()
-            row[f"{metric}_se"] = standard_error(group[metric])
+            row[f"{metric}_se"] = group[metric].sem()
         row["wall_time_mean"] = group.wall_time.mean()
         rows.append(row)
     return pd.DataFrame(rows)

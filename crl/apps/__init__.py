@@ -7,7 +7,9 @@
     env_bench.py  env rollout timing shared by experiments/bench_*_envs.py
     collect.py    crl-collect: a sweep's runs as one table (pandas)
     render.py     crl-render: rollout videos of a trained policy (MuJoCo, imageio)
+    export_data.py  crl-export-data: a run's replay buffer as an OGBench-layout dataset
     analysis.py   the critical-depth rule and critic value maps (the depth notebook)
+    stats.py      interval statistics: IQM, stratified-bootstrap CIs, probability of improvement, profiles
     figures.py    the paper's explanatory figures as data: actor x critic depth grid, embeddings
 
 Imports flow one way: apps -> crl core -> envs. The core imports nothing from here.

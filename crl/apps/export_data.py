@@ -37,3 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli() -> None:
     raise SystemExit(main())
+
+
+if __name__ == "__main__":
+    cli()
