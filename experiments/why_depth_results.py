@@ -11,9 +11,15 @@ from (its online score is drawn as a reference). `collector-learner`: a sweep of
 Writes to --out:
     runs.csv                 every seed: settings, final and last-5 time at goal of each policy
     summary.csv              per setting (and learner): n_seeds, mean and s.e. of the final and
-                             last-5 time at goal, the seeds' values
-    time_at_goal.png         the final time at goal per setting, seeds as dots, mean +- s.e.
-    learning_curves.png      time at goal over the run per setting (mean +- s.e. over seeds)
+                             last-5 time at goal, IQM with its 95 % bootstrap CI (crl/apps/stats.py;
+                             with 3 seeds the IQM is the mean and the CI the seeds' range), the seeds
+    improvement.csv          probabilities of improvement P(X > Y) with 95 % CIs for the comparisons
+                             the test is about (final and last-5 scores)
+    paired.csv               collector-learner: per collector depth, the per-seed differences of two
+                             policies trained on the same data (same seed = same buffer), their mean
+                             and s.e.
+    time_at_goal.png         left: the final time at goal per setting, seeds as dots, mean +- s.e.;
+                             right: time at goal over the run (mean +- s.e. over seeds)
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import pathlib
 import numpy as np
 import pandas as pd
 import yaml
+
+from crl.apps.stats import iqm_interval, probability_of_improvement
 
 LAST = 5  # the paper's score: the mean of the last 5 evaluations
 
@@ -59,6 +67,10 @@ def _summary(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         for score in ("final", "last5"):
             row[f"time_at_goal_{score}_mean"] = g[score].mean()
             row[f"time_at_goal_{score}_se"] = _se(g[score])
+        for score in ("final", "last5"):
+            est = iqm_interval(g[score].to_numpy())
+            for name, value in zip(("iqm", "iqm_ci_low", "iqm_ci_high"), est):
+                row[f"time_at_goal_{score}_{name}"] = value
         row["seeds_final"] = " ".join(f"{v:.1f}" for v in g.sort_values("seed")["final"])
         rows.append(row)
     return pd.DataFrame(rows)
@@ -99,9 +111,43 @@ def collector_learner(sweep: pathlib.Path):
     return runs, _summary(runs, ["collector_depth", "policy"]), pd.concat(curves)
 
 
+def _improvements(runs: pd.DataFrame, pairs: list[tuple[dict, dict, str]]) -> pd.DataFrame:
+    """P(X > Y) with its CI for each (X selector, Y selector, label), final and last-5 scores."""
+    rows = []
+    for x, y, label in pairs:
+        pick = lambda sel: runs.loc[np.logical_and.reduce([runs[k] == v for k, v in sel.items()])]
+        for score in ("final", "last5"):
+            est, low, high = probability_of_improvement(pick(x)[score].to_numpy(), pick(y)[score].to_numpy())
+            rows.append({"comparison": label, "score": score, "p_improvement": est, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def _paired(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Per collector depth: X - Y seed by seed for policies X, Y of the same run (same data)."""
+    rows = []
+    for c, g in runs.groupby("collector_depth"):
+        for x, y in pairs:
+            if x not in set(g.policy) or y not in set(g.policy):
+                continue
+            for score in ("final", "last5"):
+                a = g[g.policy == x].set_index("seed")[score]
+                b = g[g.policy == y].set_index("seed")[score]
+                d = (a - b).dropna()
+                rows.append({"collector_depth": c, "difference": f"{x} - {y}", "score": score, "mean": d.mean(),
+                             "se": _se(d), "per_seed": " ".join(f"{v:+.1f}" for v in d)})
+    return pd.DataFrame(rows)
+
+
+def _order(member: str, value) -> tuple:
+    """Bars in a readable order: the collector first, then learners and depths by number."""
+    text = str(value)
+    digits = "".join(c for c in text if c.isdigit())
+    return (not text.startswith("collector"), int(digits) if digits else 0, text)
+
+
 def _bars(ax, summary, runs, group: str, member: str, ylabel: str):
     groups = sorted(summary[group].unique())
-    members = list(dict.fromkeys(summary.sort_values(member)[member]))
+    members = sorted(summary[member].unique(), key=lambda v: _order(member, v))
     width = 0.8 / len(members)
     for j, m in enumerate(members):
         for i, gval in enumerate(groups):
@@ -115,7 +161,8 @@ def _bars(ax, summary, runs, group: str, member: str, ylabel: str):
             ax.scatter(np.full(len(seeds), x), seeds, color=f"C{j}", edgecolor="k", zorder=3, s=18)
     ax.set_xticks(range(len(groups)), [str(g) for g in groups])
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.35 * runs["final"].max())  # room for the legend above the bars
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
 
 
 def _curves(ax, curves: pd.DataFrame, keys: list[str], x: str):
@@ -146,16 +193,31 @@ def main(argv=None) -> int:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     if args.kind == "offline":
         runs, summary, curves, ref = offline(args.sweep, args.source)
+        depths = sorted(runs.critic_depth.unique())
+        pairs = [({"agent": a, "critic_depth": d}, {"agent": a, "critic_depth": depths[0]}, f"{a} depth {d} > depth {depths[0]}")
+                 for a in sorted(runs.agent.unique()) for d in depths[1:]]
+        pairs += [({"agent": "crl", "critic_depth": d}, {"agent": "gcbc", "critic_depth": d}, f"crl > gcbc at depth {d}")
+                  for d in depths if {"crl", "gcbc"} <= set(runs.agent)]
         _bars(axes[0], summary, runs, "critic_depth", "agent", "final time at goal, far goals (of 100)")
         axes[0].set_xlabel("depth (actor and critic)")
         if ref:
             axes[0].axhline(ref["final"], color="k", ls="--", lw=1, label=ref["label"])
-            axes[0].legend(fontsize=7)
+            axes[0].legend(fontsize=7, loc="upper left", ncol=2)
         curves = curves.rename(columns={"eval/time_at_goal": "value"})
         _curves(axes[1], curves, ["agent", "depth"], "sgd_steps")
         fig.suptitle("Offline: trained from one fixed dataset")
     else:
         runs, summary, curves = collector_learner(args.sweep)
+        depths = sorted(runs.collector_depth.unique())
+        shallow, deep = depths[0], depths[-1]
+        learners = sorted((p for p in runs.policy.unique() if p.startswith("learner")), key=lambda v: _order("", v))
+        pairs = [({"collector_depth": deep, "policy": p}, {"collector_depth": shallow, "policy": p},
+                  f"{p}: on the depth-{deep} collector's data > on the depth-{shallow}'s") for p in learners]
+        pairs += [({"collector_depth": c, "policy": learners[-1]}, {"collector_depth": c, "policy": learners[0]},
+                   f"collector {c}: {learners[-1]} > {learners[0]}") for c in depths]
+        pairs += [({"collector_depth": c, "policy": f"learner depth {c}"}, {"collector_depth": c, "policy": "collector (acts)"},
+                   f"collector {c}: its passive twin (learner depth {c}) > the collector") for c in depths
+                  if f"learner depth {c}" in set(runs.policy)]
         _bars(axes[0], summary, runs, "collector_depth", "policy", "final time at goal, far goals (of 100)")
         axes[0].set_xlabel("collector depth")
         _curves(axes[1], curves, ["collector_depth", "policy"], "env_steps")
@@ -163,10 +225,18 @@ def main(argv=None) -> int:
     fig.tight_layout()
     fig.savefig(out / "time_at_goal.png", dpi=120)
     runs.to_csv(out / "runs.csv", index=False)
+    if args.kind == "collector-learner":
+        paired = _paired(runs, [(learners[-1], learners[0])] + [(f"learner depth {c}", "collector (acts)")
+                                                                for c in depths if f"learner depth {c}" in set(runs.policy)])
+        paired.to_csv(out / "paired.csv", index=False)
+        print(paired.round(2).to_string(index=False))
+    improvement = _improvements(runs, pairs)
+    improvement.to_csv(out / "improvement.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.drop(columns=[c for c in summary.columns if c.endswith("_se")]).to_string(index=False))
         print(summary[[c for c in summary.columns if c.endswith("_se")]].round(2).to_string(index=False))
+    print(improvement.round(2).to_string(index=False))
     if args.kind == "offline" and ref:
         print(f"reference: {ref['label']}: final {ref['final']:.1f}, last-5 {ref['last5']:.1f}")
     print(f"wrote {out}")

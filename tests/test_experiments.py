@@ -64,7 +64,10 @@ EXPECTED = {
                             "agent": ["crl", "sac", "sac_her", "td3_her", "gcsl"], "network.depth": DEPTHS,
                             "seed": [0, 1, 2]}, 300),
     "stitching_cpu": ({"network.actor_depth": [16, 4], "network.critic_depth": [16, 4], "seed": [1, 2, 3]}, 12),
+    "collector_learner": ({"network.depth": [16, 4]}, 2),  # 3 seeds per job (train.num_seeds)
+    "offline_cpu": ({"network.depth": [16, 8, 4], "agent": ["crl", "gcbc"]}, 6),
 }
+CPU_PRESETS = {"cpu_depth_threshold", "baselines_cpu", "stitching_cpu", "collector_learner", "offline_cpu"}
 
 # The paper's update schedule and data pipeline (train.sgd_schedule, reset_mode, prefill_policy,
 # sampling, update_order), which every paper preset must run with.
@@ -194,7 +197,7 @@ def one_axis_at_a_time(grid: dict) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED) - {"cpu_depth_threshold", "baselines_cpu", "stitching_cpu"}))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED) - CPU_PRESETS))
 def test_preset_jobs_compose_with_every_task(name):
     """Every task of a paper preset has its conf/env file, and every grid value composes
     and validates with each task."""
@@ -223,6 +226,24 @@ def test_preset_jobs_compose_with_every_task(name):
             if key in chosen:
                 section, field = key.split(".")
                 assert getattr(getattr(cfg, section), field) == int(chosen[key]), (job, key)
+
+
+def test_why_depth_presets_compose_and_validate_every_job(tmp_path):
+    """collector_learner: cpu_depth_threshold's setting with learners of depth 4 and 16 and
+    3 seeds per job; offline_cpu: the same from a dataset (here a hand-made file)."""
+    import numpy as np
+
+    for job in jobs(EXPECTED["collector_learner"][0]):
+        cfg = _validate(["+experiment=collector_learner", *job])
+        assert (cfg.env.id, cfg.env.eval_id, cfg.network.width) == ("point_u_maze", "point_u_maze_eval", 64)
+        assert (cfg.train.learner_depths, cfg.train.num_seeds, cfg.sgd_steps_per_training_step) == ([4, 16], 3, 83)
+        assert cfg.train.dataset is None
+    data = tmp_path / "d.npz"
+    np.savez(data, observations=np.zeros((4, 2)), actions=np.zeros((4, 2)), terminals=np.array([0, 1, 0, 1]))
+    for job in jobs(EXPECTED["offline_cpu"][0]):
+        cfg = _validate(["+experiment=offline_cpu", f"train.dataset={data}", *job])
+        assert cfg.offline and cfg.train.dataset == str(data) and cfg.agent.name == job[1].split("=")[1]
+        assert (cfg.env.eval_id, cfg.train.num_seeds, cfg.sgd_steps_per_training_step) == ("point_u_maze_eval", 3, 83)
 
 
 def test_variant_files_set_what_their_names_say():
