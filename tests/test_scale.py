@@ -14,6 +14,8 @@ from helpers import REPO, tiny_config
 
 TINY = tiny_config(network={"width": 32, "depth": 8}, train={"total_env_steps": 1200, "num_epochs": 3},
                    checkpoint={"every_epochs": 100})
+# The device tests: one residual block (still an nn.scan) is enough to check the sharding; compiles faster.
+DEVICES = {**TINY, "network": {**TINY["network"], "depth": 4}}
 
 
 def _losses(row_dir):
@@ -47,8 +49,8 @@ print(json.dumps({"devices": jax.local_device_count(), "row": row}))
 def _run_with_devices(n, run_dir, agent="crl", seed=0, **train):
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
            "CRL_JAX_CACHE": str(REPO / ".jax_cache")}
-    config = {**TINY, "agent": {"name": agent, **({"her": True} if agent == "sac" else {})},
-              "train": {**TINY["train"], **train}, "seed": seed}
+    config = {**DEVICES, "agent": {"name": agent, **({"her": True} if agent == "sac" else {})},
+              "train": {**DEVICES["train"], **train}, "seed": seed}
     out = subprocess.run([sys.executable, "-c", RUN, json.dumps(config), str(run_dir)], env=env,
                          capture_output=True, text=True, timeout=600, cwd=REPO)
     assert out.returncode == 0, out.stderr[-3000:]
