@@ -21,7 +21,8 @@ the largest of:
 
 XLA's own `peak_memory_in_bytes` (its heap simulation of the program, which can be lower
 than the footprint) is recorded beside it. Checkpoints copy the state to the host: host
-memory, not device memory.
+memory, not device memory (a run keeps one host copy of its state between saves), and
+take `checkpoint.keep` x the state's bytes on disk (`checkpoint_sizes`).
 """
 
 from __future__ import annotations
@@ -35,8 +36,36 @@ from crl.networks import param_count
 GiB = 2**30
 
 
-def _bytes(tree) -> int:
+def tree_bytes(tree) -> int:
+    """Bytes of every array (or abstract array) in a pytree."""
     return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+
+def checkpoint_sizes(cfg, state_bytes: int, buffer_bytes: int) -> dict:
+    """Disk the run's checkpoints take (crl/checkpoint.py), from one seed's state bytes: a
+    checkpoint holds the state (without the replay buffer where `checkpoint.include_buffer`
+    is false); a run keeps `checkpoint.keep` of them per seed, and one more exists while a
+    save is written, before rotation removes the oldest. orbax's files add well under 1 %
+    (docs/benchmarks.md)."""
+    one = state_bytes - (0 if cfg.checkpoint.include_buffer else buffer_bytes)
+    copies = cfg.train.num_seeds * cfg.checkpoint.keep
+    return {"checkpoint_bytes": one, "checkpoints_bytes": copies * one,
+            "checkpoints_peak_bytes": (copies + cfg.train.num_seeds) * one}
+
+
+def size_text(n: int) -> str:
+    """Bytes for a reader: GiB from 1 GiB on, MiB below."""
+    return f"{n / GiB:.2f} GiB" if n >= GiB else f"{n / 2**20:.1f} MiB"
+
+
+def describe_checkpoints(cfg, sizes: dict) -> str:
+    """The run's checkpoints in words (its start line in train.log)."""
+    seeds = f"{cfg.train.num_seeds} seeds x " if cfg.train.num_seeds > 1 else ""
+    return (f"checkpoints take {size_text(sizes['checkpoints_bytes'])} on disk ({seeds}checkpoint.keep="
+            f"{cfg.checkpoint.keep} x {size_text(sizes['checkpoint_bytes'])}, replay buffer "
+            f"{'included' if cfg.checkpoint.include_buffer else 'not included'}; "
+            f"{size_text(sizes['checkpoints_peak_bytes'])} while a save is written)")
 
 
 def abstract_state(trainer):
@@ -66,17 +95,18 @@ def _stats(compiled) -> dict:
 def state_sizes(trainer, abstract=None) -> dict:
     """Sizes that need no compilation: parameter counts and the state's bytes (in all and
     per device), the replay buffer's and the learner's (parameters, optimiser states,
-    targets) among them."""
+    targets) among them, and the disk the run's checkpoints take (`checkpoint_sizes`)."""
     abstract = abstract if abstract is not None else abstract_state(trainer)
     params = jax.eval_shape(trainer.params, abstract)
     actor = param_count(abstract.actor_params)
     return {
         "actor_params": actor,
         "critic_params": param_count(params) - actor,
-        "learner_bytes": _bytes(abstract.learner),
-        "buffer_bytes": _bytes(abstract.buffer),
-        "state_bytes": _bytes(abstract),
+        "learner_bytes": tree_bytes(abstract.learner),
+        "buffer_bytes": tree_bytes(abstract.buffer),
+        "state_bytes": tree_bytes(abstract),
         "state_bytes_per_device": per_device_bytes(abstract),
+        **checkpoint_sizes(trainer.cfg, tree_bytes(abstract), tree_bytes(abstract.buffer)),
     }
 
 

@@ -39,6 +39,10 @@ def test_the_plan_from_shapes_is_what_xla_reports_for_the_real_update_phase():
     assert plan["learner_bytes"] == sum(x.nbytes for x in jax.tree.leaves(ts.learner))
     assert plan["actor_params"] == param_count(ts.actor_params)
     assert plan["actor_params"] + plan["critic_params"] == param_count(trainer.params(ts))
+    # the disk its checkpoints take: checkpoint.keep (2) whole states, one more while a save is written
+    assert plan["checkpoint_bytes"] == plan["state_bytes"]
+    assert plan["checkpoints_bytes"] == 2 * plan["state_bytes"]
+    assert plan["checkpoints_peak_bytes"] == 3 * plan["state_bytes"]
     # the peak holds the whole state and the update's temporaries at once
     assert plan["update_argument"] == plan["state_bytes"]
     assert plan["peak_bytes"] >= plan["update_footprint"] == plan["state_bytes"] + plan["update_temp"] + (
@@ -75,6 +79,28 @@ def test_crl_train_plan_prints_each_job_and_trains_nothing(tmp_path, monkeypatch
     assert by[16, True]["update_temp"] < by[16, False]["update_temp"]
     assert by[16, True]["state_bytes"] == by[16, False]["state_bytes"]
     assert all(r["fits"] == "?" for r in rows) and np.all([r["peak_bytes"] > 0 for r in rows])
+    # the disk of the sweep's checkpoints: each job's, and all four together
+    assert all(r["checkpoints_bytes"] == 2 * r["state_bytes"] for r in rows)
+    total = sum(r["checkpoints_bytes"] for r in rows) / memplan.GiB
+    assert f"all 4 jobs: {total:.2f} GiB on disk" in printed and "ckpts disk GiB" in printed
+
+
+def test_checkpoint_sizes_follow_keep_seeds_and_the_buffer():
+    state, buffer = 1000, 800
+    cfg = from_dict(helpers.tiny_config(checkpoint={"keep": 3}, train={"num_seeds": 2}))
+    assert memplan.checkpoint_sizes(cfg, state, buffer) == {
+        "checkpoint_bytes": 1000, "checkpoints_bytes": 2 * 3 * 1000, "checkpoints_peak_bytes": 2 * 4 * 1000}
+    line = memplan.describe_checkpoints(cfg, memplan.checkpoint_sizes(cfg, state, buffer))
+    assert "take 0.0 MiB on disk (2 seeds x checkpoint.keep=3 x 0.0 MiB" in line
+    assert "replay buffer included" in line
+    big = memplan.checkpoint_sizes(cfg, 3 * memplan.GiB, memplan.GiB)
+    assert memplan.describe_checkpoints(cfg, big).startswith(
+        "checkpoints take 18.00 GiB on disk (2 seeds x checkpoint.keep=3 x 3.00 GiB, replay buffer included; "
+        "24.00 GiB while a save is written)")
+    cfg = from_dict(helpers.tiny_config(checkpoint={"include_buffer": False}))
+    assert memplan.checkpoint_sizes(cfg, state, buffer)["checkpoints_bytes"] == 2 * 200
+    line = memplan.describe_checkpoints(cfg, memplan.checkpoint_sizes(cfg, state, buffer))
+    assert "replay buffer not included" in line
 
 
 def test_crl_train_plan_refuses_a_bad_key_in_one_line(capsys):

@@ -8,6 +8,8 @@ Every job is composed and validated as `crl-train` would run it, then its progra
 compiled (nothing is allocated, nothing is trained or written but the optional JSON) and
 XLA's memory analysis of them is printed per device (crl/plan.py says what each column
 counts). Where the backend reports its memory (GPUs, TPUs) each row says whether it fits.
+Each row also gives the disk its run's checkpoints take, and the last line the total of
+all jobs (a sweep's runs all keep theirs).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ COLUMNS = [  # (header, key, format)
     ("width", "width", "d"), ("batch", "batch_size", "d"), ("envs", "num_envs", "d"), ("remat", "remat", ""),
     ("dtype", "dtype", ""), ("params M", "params_m", ".2f"), ("buffer GiB", "buffer_gib", ".3f"),
     ("state GiB", "state_gib", ".3f"), ("update temp GiB", "update_temp_gib", ".3f"),
-    ("peak GiB", "peak_gib", ".3f"), ("fits", "fits", ""),
+    ("peak GiB", "peak_gib", ".3f"), ("fits", "fits", ""), ("ckpts disk GiB", "checkpoints_gib", ".2f"),
 ]
 
 
@@ -46,7 +48,8 @@ def plan_row(cfg: Config, limit: int | None) -> dict:
         "dtype": net.dtype, **p,
         "params_m": (p["actor_params"] + p["critic_params"]) / 1e6, "buffer_gib": p["buffer_bytes"] / g,
         "state_gib": p["state_bytes_per_device"] / g, "update_temp_gib": p["update_temp"] / g,
-        "peak_gib": p["peak_bytes"] / g, "device_bytes": limit,
+        "peak_gib": p["peak_bytes"] / g, "device_bytes": limit, "checkpoints_gib": p["checkpoints_bytes"] / g,
+        "keep": cfg.checkpoint.keep, "include_buffer": cfg.checkpoint.include_buffer, "num_seeds": t.num_seeds,
         "fits": "?" if limit is None else ("yes" if p["peak_bytes"] <= limit else "NO"),
         "compile_s": time.perf_counter() - start,
     }
@@ -70,6 +73,16 @@ def print_table(rows: list[dict]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def checkpoint_line(rows: list[dict]) -> str:
+    """What the jobs' checkpoints take on disk, each and in all (crl.plan.checkpoint_sizes)."""
+    total = sum(r["checkpoints_bytes"] for r in rows) / memplan.GiB
+    peak = sum(r["checkpoints_peak_bytes"] for r in rows) / memplan.GiB
+    kept = sorted({f"keep={r['keep']}" + ("" if r["include_buffer"] else " without the buffer") for r in rows})
+    jobs = f"all {len(rows)} jobs" if len(rows) > 1 else "the job"
+    return (f"ckpts disk = checkpoint.keep x the state ({', '.join(kept)}); {jobs}: {total:.2f} GiB on disk, "
+            f"{peak:.2f} GiB while every job writes a save")
+
+
 def run(configs: list[Config], json_path: str | None = None) -> list[dict]:
     enable_compilation_cache()  # the run then finds its update phase compiled
     limit = memplan.device_memory()
@@ -81,6 +94,7 @@ def run(configs: list[Config], json_path: str | None = None) -> list[dict]:
     where = "per device" + (f"; the device holds {limit / memplan.GiB:.2f} GiB" if limit else
                             "; this backend does not report its memory ('fits': ?)")
     print(f"\npeak = the largest program footprint (arguments + outputs - donated + XLA's temporaries) {where}")
+    print(checkpoint_line(rows))
     if json_path:
         path = pathlib.Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
