@@ -12,6 +12,7 @@ import logging
 import os
 import pathlib
 import signal
+import sys
 
 import jax
 import numpy as np
@@ -61,6 +62,7 @@ class NonFiniteGuard(Callback):
         if bad is None and not progress.params_finite:
             bad = "parameters"
         if bad:
+            self.checkpointer.finish()  # the previous epoch's save, if still being written, is a good one
             last = self.checkpointer.complete_checkpoints()
             raise NonFiniteError(
                 f"non-finite {bad} at epoch {progress.epoch} (env step {progress.metrics['env_steps']}); stopped "
@@ -70,23 +72,53 @@ class NonFiniteGuard(Callback):
 
 class Checkpointing(Callback):
     """Saves every `every_epochs` epochs, at the end, and when a stop was requested (also
-    inside an epoch: then with the update phases done so far and their metrics)."""
+    inside an epoch: then with the update phases done so far and their metrics).
+
+    A save blocks the loop only while the state is copied to the host; the checkpointer
+    writes it in the background (crl/checkpoint.py), and the next save waits for the one in
+    progress. The end of the loop (`on_end`: the run's last epoch, or a stop request) waits
+    until the last save is complete, so a stop signal is forwarded, and `Interrupted`
+    raised, only after it. When the loop ends with an exception, `close` completes the save
+    in progress, except on KeyboardInterrupt (a second Ctrl-C: stop at once), where it
+    abandons it and the previous checkpoint stands."""
 
     def __init__(self, checkpointer: Checkpointer, every_epochs: int):
         self.checkpointer = checkpointer
         self.every_epochs = every_epochs
-        self.last_saved: pathlib.Path | None = None
+
+    @property
+    def last_saved(self) -> pathlib.Path | None:
+        """The newest checkpoint this run completed."""
+        return self.checkpointer.last_complete
 
     def on_epoch(self, progress: Progress) -> None:
         if progress.epoch % self.every_epochs == 0 or progress.done or progress.stop_requested:
-            self.last_saved = self.checkpointer.save(progress.state, progress.epoch, progress.metrics["env_steps"])
-            EPOCH_LOG.info("checkpoint %s saved", self.last_saved.name)
+            self._save(progress.state, progress.epoch, progress.metrics["env_steps"])
 
     def on_pause(self, pause: Pause) -> None:
-        self.last_saved = self.checkpointer.save(
-            pause.state, pause.epoch, int(pause.state.env_steps), pause.phase, pause.phase_metrics
-        )
-        EPOCH_LOG.info("checkpoint %s saved", self.last_saved.name)
+        self._save(pause.state, pause.epoch, int(pause.state.env_steps), pause.phase, pause.phase_metrics)
+
+    def _save(self, state, epoch: int, env_steps: int, phase: int = 0, phase_metrics=()) -> None:
+        self.checkpointer.start_save(state, epoch, env_steps, phase, phase_metrics, on_done=_log_saved)
+
+    def on_end(self, state, progress: Progress | None) -> None:
+        self.checkpointer.finish()
+
+    def close(self) -> None:
+        if not self.checkpointer.saving:
+            return
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):  # close() runs in the loop's `finally`
+            self.checkpointer.abandon()
+            return
+        try:
+            self.checkpointer.finish()
+        except Exception as err:  # the loop's own exception is the one to report
+            log.error("the checkpoint in progress failed: %s", err)
+
+
+def _log_saved(path: pathlib.Path, timings: dict) -> None:
+    EPOCH_LOG.info("checkpoint %s saved (the loop waited %.2f s; written in %.1f s)", path.name,
+                   timings["blocked_seconds"], timings["save_seconds"])
 
 
 class EpochLog(Callback):

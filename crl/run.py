@@ -218,11 +218,12 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
     files = {"config.yaml": config_yaml(cfg)} if files is None else files
     for name, text in files.items():
         (run_dir / name).write_text(text)
-    log.info("run directory %s", run_dir)
 
     key = jax.random.PRNGKey(cfg.seed)
     key, k_init, k_eval = jax.random.split(key, 3)
     ts = trainer.init(k_init)
+    disk = plan.checkpoint_sizes(cfg, plan.tree_bytes(ts), plan.tree_bytes(ts.buffer))
+    log.info("run directory %s; %s", run_dir, plan.describe_checkpoints(cfg, disk))
     actor_params = param_count(ts.actor_params)
     sizes = {
         "agent": cfg.agent.name,
@@ -239,6 +240,7 @@ def _seat(cfg: Config, run_dir: pathlib.Path, trainer: Trainer, files, app_callb
     (run_dir / "run_info.json").write_text(json.dumps(sizes, indent=2))
 
     ts, resumed, purge_step = _start_or_resume(cfg, run_dir, trainer, checkpointer, ts, newest)
+    checkpointer.prepare(ts)  # the host memory saves copy into, made ready while the first epoch trains
     start_epoch = resumed.epoch if resumed else 0
     rundir.truncate_csv(run_dir / "metrics.csv", start_epoch)
     # wall_time continues from the resumed run's last logged value
