@@ -203,12 +203,16 @@ def clear_run(run_dir: str | pathlib.Path) -> list[str]:
 # -- the output location and the run's own files (crl.run's) -----------------------------------------------------------------
 
 
-def _state_bytes(trainer) -> int:
+def _checkpoint_peak_bytes(cfg, trainer) -> int:
+    """The disk the run's checkpoints take at most (crl.plan.checkpoint_sizes: keep + 1 states
+    per seed, without the buffer where checkpoint.include_buffer is false)."""
     import jax  # lazy: this module is imported before the config is checked
-    import numpy as np
+
+    from crl import plan  # lazy: crl.plan imports crl.config (the agents and JAX)
 
     shapes = jax.eval_shape(trainer.init, jax.random.PRNGKey(0))
-    return sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+    sizes = plan.checkpoint_sizes(cfg, plan.tree_bytes(shapes), plan.tree_bytes(shapes.buffer))
+    return sizes["checkpoints_peak_bytes"]
 
 
 def check_output_location(cfg, run_dir: pathlib.Path, trainer) -> None:
@@ -220,11 +224,7 @@ def check_output_location(cfg, run_dir: pathlib.Path, trainer) -> None:
         probe.unlink()
     except OSError as err:
         raise ConfigError(f"hydra.run.dir: {str(run_dir)!r} is not writable ({err.strerror or err})") from None
-    state = _state_bytes(trainer)
-    if not cfg.checkpoint.include_buffer:
-        state -= trainer.capacity * cfg.train.num_envs * (trainer.state_dim + trainer.action_size + 1) * 4
-    # keep + 1 checkpoints exist for a moment while the newest is written; a batched run keeps each seed's
-    need = cfg.train.num_seeds * (cfg.checkpoint.keep + 1) * state + (64 << 20)
+    need = _checkpoint_peak_bytes(cfg, trainer) + (64 << 20)  # and room for the logs
     free = shutil.disk_usage(run_dir).free
     if free < need:
         raise ConfigError(

@@ -138,7 +138,7 @@ def _paired(runs: pd.DataFrame, pairs: list[tuple[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _order(member: str, value) -> tuple:
+def _order(value) -> tuple:
     """Bars in a readable order: the collector first, then learners and depths by number."""
     text = str(value)
     digits = "".join(c for c in text if c.isdigit())
@@ -147,7 +147,7 @@ def _order(member: str, value) -> tuple:
 
 def _bars(ax, summary, runs, group: str, member: str, ylabel: str):
     groups = sorted(summary[group].unique())
-    members = sorted(summary[member].unique(), key=lambda v: _order(member, v))
+    members = sorted(summary[member].unique(), key=_order)
     width = 0.8 / len(members)
     for j, m in enumerate(members):
         for i, gval in enumerate(groups):
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         runs, summary, curves = collector_learner(args.sweep)
         depths = sorted(runs.collector_depth.unique())
         shallow, deep = depths[0], depths[-1]
-        learners = sorted((p for p in runs.policy.unique() if p.startswith("learner")), key=lambda v: _order("", v))
+        learners = sorted((p for p in runs.policy.unique() if p.startswith("learner")), key=_order)
         pairs = [({"collector_depth": deep, "policy": p}, {"collector_depth": shallow, "policy": p},
                   f"{p}: on the depth-{deep} collector's data > on the depth-{shallow}'s") for p in learners]
         pairs += [({"collector_depth": c, "policy": learners[-1]}, {"collector_depth": c, "policy": learners[0]},
