@@ -84,6 +84,8 @@ def read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:
             if missing:
                 _fail(path, f"missing field {missing[0]!r} (needs {', '.join(REQUIRED)}; has {', '.join(f.files) or 'none'})")
             return {k: np.asarray(f[k]) for k in (*REQUIRED, *OPTIONAL) if k in f.files}
+    except DatasetError:
+        raise
     except (OSError, ValueError) as err:
         _fail(path, f"not a readable .npz file ({err.__class__.__name__}: {str(err)[:120]})")
 

@@ -192,6 +192,7 @@ def test_a_bad_dataset_is_refused_in_one_line_before_anything_is_written(tmp_pat
         run_training(cfg, tmp_path / "run")
     message = str(err.value)
     assert message.startswith("train.dataset: ") and says in message and "\n" not in message, message
+    assert message.count("train.dataset:") == 1, message  # one error, not one wrapped in another
     assert not (tmp_path / "run").exists()
 
 
